@@ -1,0 +1,5 @@
+export * from './errors.ts';
+export * from './topics.ts';
+export * from './reading.ts';
+export * from './status.ts';
+export * from './pilot.ts';

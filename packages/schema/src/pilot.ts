@@ -1,0 +1,123 @@
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { FlowPilotError } from './errors.ts';
+import { isValidMeterId } from './topics.ts';
+
+/** The pilot file (SPEC section 3). */
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: 'must be a time of day as "HH:MM"' });
+
+function isIanaZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const METER_ROLES = ['reference', 'test', 'monitor'] as const;
+export const METER_TECHNOLOGIES = ['electromagnetic', 'ultrasonic', 'mechanical', 'other'] as const;
+
+const positive = z.number({ error: 'must be a number' }).positive({ message: 'must be greater than 0' });
+
+export const meterConfigSchema = z.object({
+  id: z.string({ error: 'must be a string' }).refine(isValidMeterId, { message: 'must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }),
+  label: z.string().min(1).optional(),
+  site: z.string({ error: 'must be a string (the site the meter is installed at)' }).min(1, { message: 'must not be empty' }),
+  role: z.enum(METER_ROLES, { error: `must be one of ${METER_ROLES.join(', ')}` }),
+  reference: z.string().optional(),
+  technology: z.enum(METER_TECHNOLOGIES, { error: `must be one of ${METER_TECHNOLOGIES.join(', ')}` }).optional(),
+  manufacturer: z.string().optional(),
+  dn: positive.optional(),
+  q3: positive.optional(),
+  r: positive.optional(),
+  accuracyClass: z.union([z.literal(1), z.literal(2)], { error: 'must be 1 or 2' }).optional(),
+  intervalSec: z.number({ error: 'must be a number of seconds' }).int({ message: 'must be a whole number of seconds' }).positive({ message: 'must be greater than 0' }),
+});
+
+export const pilotConfigSchema = z
+  .object({
+    pilot: z.object({
+      id: z.string({ error: 'must be a string' }).min(1),
+      name: z.string({ error: 'must be a string' }).min(1),
+      timezone: z.string({ error: 'must be an IANA time zone such as Asia/Almaty' }).refine(isIanaZone, {
+        message: 'must be an IANA time zone such as Asia/Almaty',
+      }),
+      nightWindow: z.object({ start: hhmm, end: hhmm }).default({ start: '02:00', end: '04:00' }),
+    }),
+    meters: z.array(meterConfigSchema, { error: 'must be a list of meters' }).min(1, { message: 'must list at least one meter' }),
+  })
+  .superRefine((config, ctx) => {
+    const byId = new Map<string, (typeof config.meters)[number]>();
+    config.meters.forEach((meter, i) => {
+      if (byId.has(meter.id)) ctx.addIssue({ code: 'custom', path: ['meters', i, 'id'], message: `"${meter.id}" is listed twice` });
+      byId.set(meter.id, meter);
+    });
+    config.meters.forEach((meter, i) => {
+      if (meter.role !== 'test') return;
+      if (meter.reference === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['meters', i, 'reference'], message: 'a test meter needs the id of its reference meter' });
+      } else {
+        const reference = byId.get(meter.reference);
+        if (!reference) ctx.addIssue({ code: 'custom', path: ['meters', i, 'reference'], message: `no meter "${meter.reference}" in this file` });
+        else if (reference.role !== 'reference') {
+          ctx.addIssue({ code: 'custom', path: ['meters', i, 'reference'], message: `"${meter.reference}" has role ${reference.role}, expected reference` });
+        }
+      }
+      for (const field of ['q3', 'r', 'accuracyClass'] as const) {
+        if (meter[field] === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['meters', i, field], message: 'required for a test meter (accuracy per OIML R49)' });
+        }
+      }
+    });
+  });
+
+export type PilotConfig = z.infer<typeof pilotConfigSchema>;
+export type MeterConfig = PilotConfig['meters'][number];
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key)), '');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Parses a pilot file (YAML or JSON: YAML is a superset) and reports every problem at once,
+ * each with the path of its field, then freezes the result (STYLE habit 3).
+ */
+export function parsePilotConfig(text: string, source = 'pilot file'): PilotConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new FlowPilotError('ERR_PILOT_CONFIG', `${source} is not valid YAML or JSON: ${(error as Error).message}`);
+  }
+  const parsed = pilotConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  - ${formatPath(issue.path) || '(file)'}: ${issue.message}`);
+    throw new FlowPilotError('ERR_PILOT_CONFIG', `${source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.join('\n')}\n`);
+  }
+  return deepFreeze(parsed.data);
+}
+
+/** Looks meters up by id; the broker asks it whether a meter is registered. */
+export interface MeterRegistry {
+  has(meterId: string): boolean;
+  get(meterId: string): MeterConfig | undefined;
+  all(): readonly MeterConfig[];
+}
+
+export function createMeterRegistry(config: PilotConfig): MeterRegistry {
+  const byId = new Map(config.meters.map((meter) => [meter.id, meter]));
+  return {
+    has: (meterId) => byId.has(meterId),
+    get: (meterId) => byId.get(meterId),
+    all: () => config.meters,
+  };
+}

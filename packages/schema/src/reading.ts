@@ -55,6 +55,8 @@ export interface Rejection {
   reason: string;
   /** Position in a batch array; absent when the whole payload was rejected. */
   index?: number;
+  /** The rejected element of a batch, kept so its dead letter holds just that reading. */
+  item?: unknown;
 }
 
 export interface ReadingValidationContext {
@@ -195,7 +197,7 @@ export function validateReadingPayload(topicMeterId: string, payload: Uint8Array
   const result: ReadingValidation = { readings: [], rejections: [] };
   body.forEach((item, index) => {
     const one = validateOne(item, topicMeterId, ctx, index);
-    if ('code' in one) result.rejections.push(one);
+    if ('code' in one) result.rejections.push({ ...one, item });
     else result.readings.push(one);
   });
   return result;

@@ -1,0 +1,234 @@
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import { FlowPilotError } from '@flowpilot/schema';
+import { parseDuration } from '@flowpilot/simulator';
+import { createLogger } from './logger.ts';
+import {
+  connectInflux,
+  loadPilot,
+  openCredentials,
+  openStore,
+  runApi,
+  runBroker,
+  runIngest,
+  runSimulator,
+  stopAll,
+  type Running,
+} from './run-services.ts';
+import { ensureServiceLogin, readServiceLogin, type MqttLogin } from './service-logins.ts';
+import { loadSettings, type Settings } from './settings.ts';
+
+const HELP = `flowpilot — telemetry pipeline for flowmeter demonstration pilots
+
+Usage: flowpilot <command> [options]
+
+  start [--no-simulator] [--no-backfill]   the whole pilot demo: local InfluxDB (unless
+                                           FLOWPILOT_INFLUX_URL is set), broker, ingest, API
+                                           with dashboard, simulated meters with 14 days of history
+  broker [--no-ingest]                     the MQTT broker with its durable store (and the ingest)
+  ingest                                   the ingest alone (durable store → InfluxDB)
+  api                                      the HTTP API and dashboard
+  simulate [--speed N] [--backfill 14d] [--seed S]
+                                           simulated meters of the pilot file
+  credentials add <id> [--password P] [--role meter|service]
+                                           create or replace a login (prints a generated password once)
+  credentials list                         the logins (never their passwords)
+  deadletters list [--code C] [--limit N]  rejected messages, with their reasons
+  check [pilot.yaml]                       validate a pilot file
+
+Settings come from the environment: FLOWPILOT_PILOT, FLOWPILOT_DATA_DIR, FLOWPILOT_MQTT_PORT,
+FLOWPILOT_MQTT_URL, FLOWPILOT_HTTP_PORT, FLOWPILOT_LISTEN_HOST, FLOWPILOT_INFLUX_URL,
+FLOWPILOT_INFLUX_DB, FLOWPILOT_INFLUX_USER, FLOWPILOT_INFLUX_PASSWORD, FLOWPILOT_INFLUX_TOKEN
+(see README.md).`;
+
+/** Runs until SIGINT/SIGTERM, then stops every service (a second Ctrl-C forces the exit). */
+function stopOnSignal(running: Running[], log: Logger): void {
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) {
+      log.warn('forced exit');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    void stopAll(running, log).then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+function serviceLogin(settings: Settings, name: string): MqttLogin {
+  if (settings.mqttUsername !== undefined && settings.mqttPassword !== undefined) {
+    return { username: settings.mqttUsername, password: settings.mqttPassword };
+  }
+  const login = readServiceLogin(settings.dataDir, name);
+  if (!login) {
+    throw new FlowPilotError(
+      'ERR_CONFIG',
+      `no MQTT login for the ${name} service: set FLOWPILOT_MQTT_USERNAME and FLOWPILOT_MQTT_PASSWORD, or start \`flowpilot broker\` once with the same FLOWPILOT_DATA_DIR`,
+    );
+  }
+  return login;
+}
+
+async function start(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { 'no-simulator': { type: 'boolean' }, 'no-backfill': { type: 'boolean' } } });
+  const settings = loadSettings();
+  const log = createLogger(settings.logLevel);
+  const pilot = loadPilot(settings.pilotFile);
+  const running: Running[] = [];
+  stopOnSignal(running, log);
+  try {
+    const { influx, running: localInflux } = await connectInflux(settings, log);
+    if (localInflux) running.push(localInflux);
+    const store = openStore(settings);
+    running.push({ name: 'store', stop: async () => store.close() });
+    const credentials = openCredentials(settings);
+    const broker = await runBroker(settings, pilot, store, credentials, log);
+    running.push(broker);
+    running.push(runIngest(store, influx, log));
+    const api = await runApi(settings, pilot, influx, await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api'), log);
+    running.push(api);
+    console.log(`\n  FlowPilot is running: pilot "${pilot.pilot.name}", ${pilot.meters.length} meters`);
+    console.log(`  Dashboard and API  ${api.url}/   (OpenAPI: ${api.url}/docs)`);
+    console.log(`  MQTT broker        ${broker.url}`);
+    console.log(`  InfluxDB           ${influx.config.url} (database ${influx.config.database})`);
+    console.log('  Press Ctrl-C to stop.\n');
+    if (!values['no-simulator']) {
+      const login = await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-simulator');
+      running.push(await runSimulator(settings, pilot, login, { speed: 1, seed: 1, backfillMs: values['no-backfill'] ? 0 : parseDuration('14d') }, log));
+    }
+  } catch (error) {
+    await stopAll(running, log);
+    throw error;
+  }
+}
+
+async function broker(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { 'no-ingest': { type: 'boolean' } } });
+  const settings = loadSettings();
+  const log = createLogger(settings.logLevel);
+  const pilot = loadPilot(settings.pilotFile);
+  const running: Running[] = [];
+  stopOnSignal(running, log);
+  const store = openStore(settings);
+  running.push({ name: 'store', stop: async () => store.close() });
+  const credentials = openCredentials(settings);
+  // The api and the simulator on this host find their logins in the data dir.
+  await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api');
+  await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-simulator');
+  if (!values['no-ingest']) {
+    const { influx, running: localInflux } = await connectInflux(settings, log);
+    if (localInflux) running.unshift(localInflux);
+    running.push(runIngest(store, influx, log));
+  }
+  running.push(await runBroker(settings, pilot, store, credentials, log));
+}
+
+async function ingest(): Promise<void> {
+  const settings = loadSettings();
+  const log = createLogger(settings.logLevel);
+  const running: Running[] = [];
+  stopOnSignal(running, log);
+  const { influx, running: localInflux } = await connectInflux(settings, log);
+  if (localInflux) running.push(localInflux);
+  const store = openStore(settings);
+  running.push({ name: 'store', stop: async () => store.close() });
+  running.push(runIngest(store, influx, log));
+}
+
+async function api(): Promise<void> {
+  const settings = loadSettings();
+  const log = createLogger(settings.logLevel);
+  const pilot = loadPilot(settings.pilotFile);
+  const running: Running[] = [];
+  stopOnSignal(running, log);
+  if (!settings.influxUrl) throw new FlowPilotError('ERR_CONFIG', 'flowpilot api needs FLOWPILOT_INFLUX_URL (the InfluxDB that the ingest writes to)');
+  const { influx } = await connectInflux(settings, log);
+  running.push(await runApi(settings, pilot, influx, serviceLogin(settings, 'flowpilot-api'), log));
+}
+
+async function simulate(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { speed: { type: 'string' }, backfill: { type: 'string' }, seed: { type: 'string' } } });
+  const settings = loadSettings();
+  const log = createLogger(settings.logLevel);
+  const pilot = loadPilot(settings.pilotFile);
+  const speed = Number(values.speed ?? '1');
+  const seed = Number(values.seed ?? '1');
+  if (!(speed >= 1)) throw new FlowPilotError('ERR_CONFIG', `--speed ${values.speed}: expected a number ≥ 1`);
+  if (!Number.isInteger(seed)) throw new FlowPilotError('ERR_CONFIG', `--seed ${values.seed}: expected a whole number`);
+  const running: Running[] = [];
+  stopOnSignal(running, log);
+  const flags = { speed, seed, backfillMs: values.backfill ? parseDuration(values.backfill) : 0 };
+  running.push(await runSimulator(settings, pilot, serviceLogin(settings, 'flowpilot-simulator'), flags, log));
+}
+
+async function credentials(args: string[]): Promise<void> {
+  const [action, id, ...rest] = args;
+  const settings = loadSettings();
+  const store = openCredentials(settings);
+  if (action === 'list') {
+    for (const login of store.list()) console.log(`${login.id}\t${login.role}`);
+    return;
+  }
+  if (action !== 'add' || !id) throw new FlowPilotError('ERR_CONFIG', 'usage: flowpilot credentials add <id> [--password P] [--role meter|service]');
+  const { values } = parseArgs({ args: rest, options: { password: { type: 'string' }, role: { type: 'string', default: 'meter' } } });
+  if (values.role !== 'meter' && values.role !== 'service') throw new FlowPilotError('ERR_CONFIG', `--role ${values.role}: expected meter or service`);
+  const password = await store.add(id, values.role, values.password);
+  if (values.password === undefined) {
+    console.log(`Created ${values.role} login "${id}". Its password, shown only this once:\n\n  ${password}\n`);
+  } else {
+    console.log(`Created ${values.role} login "${id}".`);
+  }
+}
+
+async function deadletters(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  if (action !== 'list') throw new FlowPilotError('ERR_CONFIG', 'usage: flowpilot deadletters list [--code C] [--limit N]');
+  const { values } = parseArgs({ args: rest, options: { code: { type: 'string' }, limit: { type: 'string', default: '50' } } });
+  const store = openStore(loadSettings());
+  try {
+    const counts = store.rejectionCounts();
+    console.log(Object.keys(counts).length === 0 ? 'No dead letters.' : `Rejected, by reason: ${JSON.stringify(counts)}`);
+    for (const letter of store.listDeadLetters({ limit: Number(values.limit), ...(values.code ? { code: values.code } : {}) })) {
+      console.log(`#${letter.id} ${new Date(letter.receivedAtMs).toISOString()} ${letter.topic} ${letter.code}\n    ${letter.reason}\n    ${letter.payload.slice(0, 300)}`);
+    }
+  } finally {
+    store.close();
+  }
+}
+
+function check(args: string[]): void {
+  const path = args[0] ?? loadSettings().pilotFile;
+  const pilot = loadPilot(path);
+  const roles = pilot.meters.reduce<Record<string, number>>((acc, m) => ({ ...acc, [m.role]: (acc[m.role] ?? 0) + 1 }), {});
+  console.log(`${path} is valid: pilot "${pilot.pilot.id}", ${pilot.meters.length} meters (${Object.entries(roles).map(([r, n]) => `${n} ${r}`).join(', ')}).`);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void> | void> = {
+  start,
+  broker,
+  ingest,
+  api,
+  simulate,
+  credentials,
+  deadletters,
+  check,
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    console.log(HELP);
+    return;
+  }
+  const run = COMMANDS[command];
+  if (!run) throw new FlowPilotError('ERR_CONFIG', `unknown command "${command}"; run \`flowpilot help\``);
+  await run(args);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof FlowPilotError) console.error(`flowpilot: ${error.message}`);
+  else console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { createApi, createMqttLiveFeed } from '@flowpilot/api';
+import { createBroker, openCredentialsStore, type CredentialsStore } from '@flowpilot/broker';
+import { createInfluxClient, ensureInfluxdInstalled, startLocalInflux, type InfluxClient } from '@flowpilot/influx';
+import { createIngest } from '@flowpilot/ingest';
+import { createMeterRegistry, FlowPilotError, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
+import { createSimulator } from '@flowpilot/simulator';
+import { openDurableStore, type DurableStore } from '@flowpilot/store';
+import type { MqttLogin } from './service-logins.ts';
+import type { Settings } from './settings.ts';
+
+/** Wiring of each service from settings: the only place that turns the environment into factories' arguments. */
+export interface Running {
+  name: string;
+  stop(): Promise<void>;
+}
+
+export function loadPilot(path: string): PilotConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new FlowPilotError('ERR_PILOT_CONFIG', `cannot read the pilot file ${path}: set FLOWPILOT_PILOT to an existing pilot.yaml`);
+  }
+  return parsePilotConfig(text, path);
+}
+
+export function storePath(settings: Settings): string {
+  return join(settings.dataDir, 'spool.sqlite');
+}
+
+export function openCredentials(settings: Settings): CredentialsStore {
+  return openCredentialsStore(join(settings.dataDir, 'credentials.json'));
+}
+
+export function openStore(settings: Settings): DurableStore {
+  return openDurableStore({ path: storePath(settings), maxRecords: settings.storeMaxRecords });
+}
+
+/** An InfluxDB client: the configured one, or a local influxd started (and installed) here. */
+export async function connectInflux(settings: Settings, log: Logger): Promise<{ influx: InfluxClient; running: Running | null }> {
+  const auth = {
+    ...(settings.influxUsername !== undefined ? { username: settings.influxUsername } : {}),
+    ...(settings.influxPassword !== undefined ? { password: settings.influxPassword } : {}),
+    ...(settings.influxToken !== undefined ? { token: settings.influxToken } : {}),
+  };
+  if (settings.influxUrl) {
+    return { influx: createInfluxClient({ url: settings.influxUrl, database: settings.influxDatabase, ...auth }), running: null };
+  }
+  await ensureInfluxdInstalled((message) => log.info(message));
+  const local = await startLocalInflux({ dataDir: join(settings.dataDir, 'influxdb'), port: settings.localInfluxPort, log: (message) => log.debug(message) });
+  log.info({ url: local.url }, 'local InfluxDB started');
+  return {
+    influx: createInfluxClient({ url: local.url, database: settings.influxDatabase, ...auth }),
+    running: { name: 'influxd', stop: () => local.stop() },
+  };
+}
+
+export async function runBroker(
+  settings: Settings,
+  pilot: PilotConfig,
+  store: DurableStore,
+  credentials: CredentialsStore,
+  log: Logger,
+): Promise<Running & { url: string }> {
+  const broker = await createBroker({
+    registry: createMeterRegistry(pilot),
+    credentials,
+    store,
+    log: log.child({ service: 'broker' }),
+    allowAnonymous: settings.allowAnonymous,
+  });
+  const address = await broker.listen(settings.mqttPort, settings.listenHost);
+  const url = `mqtt://${settings.listenHost}:${address.port}`;
+  log.info({ url }, 'MQTT broker listening');
+  return { name: 'broker', url, stop: () => broker.close() };
+}
+
+export function runIngest(store: DurableStore, influx: InfluxClient, log: Logger): Running {
+  const ingest = createIngest({ store, influx, log: log.child({ service: 'ingest' }) });
+  ingest.start();
+  return { name: 'ingest', stop: () => ingest.stop() };
+}
+
+export async function runApi(settings: Settings, pilot: PilotConfig, influx: InfluxClient, login: MqttLogin, log: Logger): Promise<Running & { url: string }> {
+  const liveFeed = createMqttLiveFeed({
+    mqttUrl: settings.mqttUrl,
+    username: login.username,
+    password: login.password,
+    clientId: `${login.username}:${process.pid}`,
+    pilot,
+    log: log.child({ service: 'api-live' }),
+  });
+  const app = await createApi({ pilot, influx, liveFeed, log: log.child({ service: 'api' }) });
+  await app.listen({ port: settings.httpPort, host: settings.listenHost });
+  const url = `http://${settings.listenHost === '0.0.0.0' ? '127.0.0.1' : settings.listenHost}:${settings.httpPort}`;
+  log.info({ url }, 'API and dashboard listening');
+  return {
+    name: 'api',
+    url,
+    async stop() {
+      await app.close();
+      await liveFeed.close();
+    },
+  };
+}
+
+export interface SimulateFlags {
+  speed: number;
+  backfillMs: number;
+  seed: number;
+}
+
+export async function runSimulator(settings: Settings, pilot: PilotConfig, login: MqttLogin, flags: SimulateFlags, log: Logger): Promise<Running> {
+  const simulator = createSimulator({
+    pilot,
+    mqttUrl: settings.mqttUrl,
+    username: login.username,
+    password: login.password,
+    seed: flags.seed,
+    speed: flags.speed,
+    backfillMs: flags.backfillMs,
+    log: log.child({ service: 'simulator' }),
+  });
+  await simulator.start();
+  return { name: 'simulator', stop: () => simulator.stop() };
+}
+
+/** Stops services in reverse start order; each gets its own deadline so one stuck part cannot hold the rest. */
+export async function stopAll(running: Running[], log: Logger, deadlineMs = 5000): Promise<void> {
+  for (const service of [...running].reverse()) {
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, deadlineMs, 'timeout').unref());
+    const outcome = await Promise.race([service.stop().then(() => 'stopped' as const, (error: unknown) => error), timeout]);
+    if (outcome === 'timeout') log.warn({ service: service.name }, 'did not stop in time');
+    else if (outcome !== 'stopped') log.warn({ service: service.name, err: (outcome as Error).message }, 'stopped with an error');
+  }
+}

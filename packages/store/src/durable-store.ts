@@ -1,0 +1,260 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/**
+ * The broker's durable spool (SPEC section 6). A reading is committed here, fsynced, before
+ * the broker sends its PUBACK; the ingest reads the spool from its head, writes to InfluxDB
+ * and deletes what InfluxDB confirmed. The spool is therefore both the queue and the
+ * checkpoint: whatever is still in it has not been confirmed, and survives SIGKILL.
+ *
+ * SQLite in WAL mode with synchronous=FULL: each transaction is durable when commit returns.
+ * Appends arriving in the same event-loop turn share one transaction (group commit), so one
+ * fsync covers every reading that a burst of clients sent.
+ */
+export interface SpoolRecord {
+  receivedAtMs: number;
+  line: string;
+}
+
+export interface DeadLetterInput {
+  receivedAtMs: number;
+  topic: string;
+  meterId: string | null;
+  clientId: string | null;
+  code: string;
+  reason: string;
+  payload: string;
+}
+
+export interface DeadLetter extends DeadLetterInput {
+  id: number;
+  replayedAtMs: number | null;
+}
+
+export interface SpoolBatch {
+  /** Id of the last record in the batch: acknowledge(lastId) removes the batch. */
+  lastId: number;
+  lines: string[];
+  oldestReceivedAtMs: number;
+}
+
+export interface SpoolDepth {
+  records: number;
+  oldestReceivedAtMs: number | null;
+}
+
+export interface DurableStoreOptions {
+  path: string;
+  /** Refuse appends once this many records wait for InfluxDB (the broker then withholds PUBACKs). */
+  maxRecords: number;
+  /** Open read-mostly from another process (the standalone ingest); still may delete. */
+  busyTimeoutMs: number;
+}
+
+export const DEFAULT_DURABLE_STORE_OPTIONS: Omit<DurableStoreOptions, 'path'> = {
+  maxRecords: 5_000_000,
+  busyTimeoutMs: 5_000,
+};
+
+export interface DurableStore {
+  /** Commits records and dead letters durably; resolves after the fsync. */
+  append(records: readonly SpoolRecord[], deadLetters?: readonly DeadLetterInput[]): Promise<void>;
+  /** True when the spool holds maxRecords or more: stop accepting (SPEC section 6). */
+  isFull(): boolean;
+  readHead(limit: number): SpoolBatch | null;
+  /** Removes records up to lastId (InfluxDB confirmed them) and, in the same transaction, keeps the lines InfluxDB refused as dead letters. */
+  acknowledge(lastId: number, deadLetters?: readonly DeadLetterInput[]): void;
+  depth(): SpoolDepth;
+  addDeadLetters(deadLetters: readonly DeadLetterInput[]): Promise<void>;
+  listDeadLetters(options?: { limit?: number; afterId?: number; code?: string; includeReplayed?: boolean }): DeadLetter[];
+  markReplayed(ids: readonly number[], atMs: number): void;
+  rejectionCounts(): Record<string, number>;
+  /** Called after each commit that added spool records (the in-process ingest wakes on it). */
+  onAppended(listener: () => void): () => void;
+  close(): void;
+}
+
+interface PendingAppend {
+  records: readonly SpoolRecord[];
+  deadLetters: readonly DeadLetterInput[];
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+interface DeadLetterRow {
+  id: number;
+  received_at: number;
+  topic: string;
+  meter_id: string | null;
+  client_id: string | null;
+  code: string;
+  reason: string;
+  payload: string;
+  replayed_at: number | null;
+}
+
+const FULL_CHECK_INTERVAL_MS = 200;
+
+export function openDurableStore(options: Partial<DurableStoreOptions> & { path: string }): DurableStore {
+  const settings: DurableStoreOptions = { ...DEFAULT_DURABLE_STORE_OPTIONS, ...options };
+  mkdirSync(dirname(settings.path), { recursive: true });
+  const db = new Database(settings.path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
+  // AUTOINCREMENT: ids never repeat, even after the spool was emptied, so an id names one record forever.
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS spool (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      received_at INTEGER NOT NULL,
+      line TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS dead_letter (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      received_at INTEGER NOT NULL,
+      topic TEXT NOT NULL,
+      meter_id TEXT,
+      client_id TEXT,
+      code TEXT NOT NULL,
+      reason TEXT NOT NULL,
+      payload TEXT NOT NULL,
+      replayed_at INTEGER
+    );
+    CREATE INDEX IF NOT EXISTS dead_letter_code ON dead_letter (code);
+  `);
+
+  const insertRecord = db.prepare('INSERT INTO spool (received_at, line) VALUES (?, ?)');
+  const insertDeadLetter = db.prepare(
+    'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const selectHead = db.prepare('SELECT id, received_at, line FROM spool ORDER BY id LIMIT ?').raw(true);
+  const deleteUpTo = db.prepare('DELETE FROM spool WHERE id <= ?');
+  // The spool only loses prefixes (acknowledge deletes id <= n), so ids are contiguous and
+  // max − min + 1 is the exact count without scanning the table.
+  const selectDepth = db.prepare('SELECT min(id) AS first, max(id) AS last FROM spool');
+  const selectOldest = db.prepare('SELECT received_at FROM spool ORDER BY id LIMIT 1').pluck();
+  const selectCounts = db.prepare('SELECT code, count(*) AS n FROM dead_letter GROUP BY code');
+  const updateReplayed = db.prepare('UPDATE dead_letter SET replayed_at = ? WHERE id = ?');
+
+  const commit = db.transaction((batch: readonly PendingAppend[]) => {
+    for (const item of batch) {
+      for (const record of item.records) insertRecord.run(record.receivedAtMs, record.line);
+      for (const d of item.deadLetters) insertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
+    }
+  });
+
+  const acknowledgeTx = db.transaction((lastId: number, deadLetters: readonly DeadLetterInput[]) => {
+    for (const d of deadLetters) insertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
+    deleteUpTo.run(lastId);
+  });
+
+  let pending: PendingAppend[] = [];
+  let flushScheduled = false;
+  let closed = false;
+  const listeners = new Set<() => void>();
+  let fullCheckedAt = 0;
+  let full = false;
+
+  function countRecords(): number {
+    const row = selectDepth.get() as { first: number | null; last: number | null };
+    return row.first === null || row.last === null ? 0 : row.last - row.first + 1;
+  }
+
+  function flush(): void {
+    flushScheduled = false;
+    const batch = pending;
+    pending = [];
+    if (batch.length === 0) return;
+    try {
+      commit(batch);
+    } catch (error) {
+      for (const item of batch) item.reject(error as Error);
+      return;
+    }
+    for (const item of batch) item.resolve();
+    if (batch.some((item) => item.records.length > 0)) for (const listener of listeners) listener();
+  }
+
+  function enqueue(records: readonly SpoolRecord[], deadLetters: readonly DeadLetterInput[]): Promise<void> {
+    if (closed) return Promise.reject(new Error('The durable store is closed'));
+    return new Promise<void>((resolve, reject) => {
+      pending.push({ records, deadLetters, resolve, reject });
+      if (!flushScheduled) {
+        flushScheduled = true;
+        // setImmediate runs after the I/O callbacks of this turn: every packet parsed from the
+        // sockets in this turn joins the same transaction.
+        setImmediate(flush);
+      }
+    });
+  }
+
+  return {
+    append: (records, deadLetters = []) => enqueue(records, deadLetters),
+    addDeadLetters: (deadLetters) => enqueue([], deadLetters),
+    isFull() {
+      const now = Date.now();
+      if (now - fullCheckedAt >= FULL_CHECK_INTERVAL_MS) {
+        fullCheckedAt = now;
+        full = countRecords() >= settings.maxRecords;
+      }
+      return full;
+    },
+    readHead(limit) {
+      const rows = selectHead.all(limit) as [number, number, string][];
+      if (rows.length === 0) return null;
+      const lines = new Array<string>(rows.length);
+      for (let i = 0; i < rows.length; i++) lines[i] = rows[i]![2];
+      return { lastId: rows[rows.length - 1]![0], lines, oldestReceivedAtMs: rows[0]![1] };
+    },
+    acknowledge(lastId, deadLetters = []) {
+      acknowledgeTx(lastId, deadLetters);
+      full = false;
+      fullCheckedAt = 0;
+    },
+    depth() {
+      const records = countRecords();
+      return { records, oldestReceivedAtMs: records === 0 ? null : (selectOldest.get() as number) };
+    },
+    listDeadLetters({ limit = 100, afterId = 0, code, includeReplayed = true } = {}) {
+      const where = ['id > @afterId'];
+      if (code) where.push('code = @code');
+      if (!includeReplayed) where.push('replayed_at IS NULL');
+      const rows = db
+        .prepare(`SELECT * FROM dead_letter WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`)
+        .all({ afterId, code, limit }) as DeadLetterRow[];
+      return rows.map((row) => ({
+        id: row.id,
+        receivedAtMs: row.received_at,
+        topic: row.topic,
+        meterId: row.meter_id,
+        clientId: row.client_id,
+        code: row.code,
+        reason: row.reason,
+        payload: row.payload,
+        replayedAtMs: row.replayed_at,
+      }));
+    },
+    markReplayed(ids, atMs) {
+      db.transaction(() => {
+        for (const id of ids) updateReplayed.run(atMs, id);
+      })();
+    },
+    rejectionCounts() {
+      const counts: Record<string, number> = {};
+      for (const row of selectCounts.all() as { code: string; n: number }[]) counts[row.code] = row.n;
+      return counts;
+    },
+    onAppended(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close() {
+      if (closed) return;
+      flush();
+      closed = true;
+      listeners.clear();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,154 @@
+import { setTimeout as sleepTimer } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { InfluxError, writeIsolating, type InfluxClient } from '@flowpilot/influx';
+import type { DeadLetterInput, DurableStore } from '@flowpilot/store';
+import { nextBackoffMs, type BackoffOptions } from './backoff.ts';
+
+/**
+ * The ingest: durable store → InfluxDB (SPEC section 6). It reads the spool from its head in
+ * order, writes a batch, and removes it from the spool only after InfluxDB confirmed it, so
+ * a crash at any moment re-writes at most one batch, which InfluxDB stores as the same points
+ * (same series and time: an overwrite). While InfluxDB is down it backs off; the spool holds
+ * everything meanwhile.
+ */
+export interface IngestOptions {
+  store: DurableStore;
+  influx: InfluxClient;
+  log: Logger;
+  batchSize: number;
+  /** How often to look for new records when no in-process append woke us (the standalone ingest). */
+  idlePollMs: number;
+  backoff: BackoffOptions;
+  clock: { now(): number };
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+export const DEFAULT_INGEST_OPTIONS = {
+  batchSize: 5000,
+  idlePollMs: 200,
+  backoff: { initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 },
+  clock: { now: () => Date.now() },
+  sleep: (ms: number, signal: AbortSignal) => sleepTimer(ms, undefined, { signal }).catch(() => undefined),
+} satisfies Partial<IngestOptions>;
+
+export interface IngestStats {
+  batchesWritten: number;
+  linesWritten: number;
+  linesRejectedByInflux: number;
+  writeErrors: Record<string, number>;
+  influxAvailable: boolean;
+  lastError: string | null;
+  lastWriteLatencyMs: number | null;
+}
+
+export interface Ingest {
+  start(): void;
+  /** Finishes the batch in flight (or abandons it to the spool), then resolves. */
+  stop(): Promise<void>;
+  stats(): IngestStats;
+}
+
+export function createIngest(options: Partial<IngestOptions> & Pick<IngestOptions, 'store' | 'influx' | 'log'>): Ingest {
+  const settings: IngestOptions = { ...DEFAULT_INGEST_OPTIONS, ...options };
+  const { store, influx, log, clock } = settings;
+  const stopper = new AbortController();
+  const stats: IngestStats = {
+    batchesWritten: 0,
+    linesWritten: 0,
+    linesRejectedByInflux: 0,
+    writeErrors: {},
+    influxAvailable: true,
+    lastError: null,
+    lastWriteLatencyMs: null,
+  };
+  let wake: (() => void) | null = null;
+  let running: Promise<void> | null = null;
+  let databaseReady = false;
+  let failures = 0;
+  const unsubscribe = store.onAppended(() => wake?.());
+
+  function waitForRecords(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        wake = null;
+        resolve();
+      };
+      wake = done;
+      void settings.sleep(settings.idlePollMs, stopper.signal).then(done);
+    });
+  }
+
+  function recordFailure(error: unknown): number {
+    failures += 1;
+    const kind = error instanceof InfluxError ? error.kind : 'unexpected';
+    stats.writeErrors[kind] = (stats.writeErrors[kind] ?? 0) + 1;
+    stats.lastError = (error as Error).message;
+    const delayMs = nextBackoffMs(failures, settings.backoff, error instanceof InfluxError ? error.retryAfterMs() : undefined);
+    if (error instanceof InfluxError && error.canRetry()) {
+      stats.influxAvailable = false;
+      if (failures === 1 || failures % 10 === 0) {
+        log.warn({ err: error.message, attempt: failures, retryInMs: delayMs, depth: store.depth().records }, 'InfluxDB is unavailable; readings wait in the durable store and will be written when it returns');
+      }
+    } else {
+      // Credentials or a missing database: an operator must act; keep retrying slowly meanwhile.
+      log.error({ err: (error as Error).message, retryInMs: delayMs }, 'InfluxDB refused the write; fix the InfluxDB settings (FLOWPILOT_INFLUX_*), nothing is lost meanwhile');
+    }
+    return delayMs;
+  }
+
+  async function writeOneBatch(): Promise<boolean> {
+    const batch = store.readHead(settings.batchSize);
+    if (!batch) return false;
+    const startedAt = clock.now();
+    const result = await writeIsolating(influx, batch.lines);
+    const now = clock.now();
+    const refused: DeadLetterInput[] = result.rejected.map((r) => ({
+      receivedAtMs: now,
+      topic: '(influxdb write)',
+      meterId: /(?:^|,)meter=([^,\s]+)/.exec(r.line)?.[1] ?? null,
+      clientId: null,
+      code: 'ERR_INFLUX_REJECTED_LINE',
+      reason: r.reason,
+      payload: r.line,
+    }));
+    store.acknowledge(batch.lastId, refused);
+    if (refused.length > 0) log.warn({ count: refused.length, first: refused[0]?.reason }, 'InfluxDB refused some lines; they are kept as dead letters (flowpilot deadletters list)');
+    stats.batchesWritten += 1;
+    stats.linesWritten += result.written;
+    stats.linesRejectedByInflux += refused.length;
+    stats.lastWriteLatencyMs = now - startedAt;
+    if (!stats.influxAvailable) log.info({ depth: store.depth().records }, 'InfluxDB is back; draining the durable store');
+    stats.influxAvailable = true;
+    stats.lastError = null;
+    failures = 0;
+    return true;
+  }
+
+  async function run(): Promise<void> {
+    while (!stopper.signal.aborted) {
+      try {
+        if (!databaseReady) {
+          await influx.ensureDatabase();
+          databaseReady = true;
+        }
+        const wrote = await writeOneBatch();
+        if (!wrote) await waitForRecords();
+      } catch (error) {
+        await settings.sleep(recordFailure(error), stopper.signal);
+      }
+    }
+  }
+
+  return {
+    start() {
+      running ??= run();
+    },
+    async stop() {
+      stopper.abort();
+      wake?.();
+      unsubscribe();
+      await running;
+    },
+    stats: () => ({ ...stats, writeErrors: { ...stats.writeErrors } }),
+  };
+}

@@ -7,7 +7,7 @@ export const ERROR_CATALOGUE = {
   // A meter's message, rejected at the broker and kept as a dead letter (SPEC section 1).
   ERR_READING_JSON: { status: 400, message: 'The payload is not valid JSON. Check the meter firmware encodes readings as UTF-8 JSON.' },
   ERR_READING_SCHEMA: { status: 400, message: 'The reading does not match wire format v1 (SPEC section 1). Fix the named field in the meter firmware.' },
-  ERR_READING_NON_FINITE: { status: 400, message: 'A numeric field is not a finite number. The meter must send numbers, never NaN or infinity.' },
+  ERR_READING_NON_FINITE: { status: 400, message: 'The meter must send finite numbers, never NaN or infinity.' },
   ERR_READING_VERSION: { status: 400, message: 'Unknown wire format version. This FlowPilot speaks "v": 1.' },
   ERR_METER_MISMATCH: { status: 400, message: 'The reading\'s meterId differs from the meter id in its topic. A meter publishes only its own readings.' },
   ERR_METER_UNKNOWN: { status: 400, message: 'The meter is not registered in the pilot. Add it to the pilot file, then replay its dead letters.' },

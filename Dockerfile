@@ -1,0 +1,19 @@
+# One image for every FlowPilot service; the command picks the service (see docker-compose.yml).
+FROM node:20-bookworm-slim
+# better-sqlite3 compiles its SQLite engine when no prebuilt binary matches.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY packages/schema/package.json packages/schema/
+COPY packages/influx/package.json packages/influx/
+COPY packages/store/package.json packages/store/
+COPY packages/cli/package.json packages/cli/
+COPY services/broker/package.json services/broker/
+COPY services/ingest/package.json services/ingest/
+COPY services/api/package.json services/api/
+COPY simulators/flowmeter/package.json simulators/flowmeter/
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY . .
+ENV FLOWPILOT_DATA_DIR=/data FLOWPILOT_LISTEN_HOST=0.0.0.0
+VOLUME /data
+ENTRYPOINT ["node", "packages/cli/bin/flowpilot.js"]

@@ -138,7 +138,7 @@ describe('device authentication and topic ACL', () => {
   it('refuses a meter publishing to another meter\'s topic: no PUBACK, nothing stored', async () => {
     const { pipeline, influx } = await pipelineFor(['M1', 'M2']);
     const m1 = await meter(pipeline, 'M1');
-    const closed = new Promise((resolve) => m1.once('close', resolve));
+    const closed = new Promise<void>((resolve) => m1.once('close', () => resolve()));
     const publish = m1.publishAsync('meters/M2/readings', JSON.stringify(wireReading('M2', 1, Date.now())), { qos: 1 });
     await closed;
     expect(m1.connected).toBe(false);

@@ -23,7 +23,11 @@ const positive = z.number({ error: 'must be a number' }).positive({ message: 'mu
 export const meterConfigSchema = z.object({
   id: z.string({ error: 'must be a string' }).refine(isValidMeterId, { message: 'must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }),
   label: z.string().min(1).optional(),
-  site: z.string({ error: 'must be a string (the site the meter is installed at)' }).min(1, { message: 'must not be empty' }),
+  // Stored as an InfluxDB tag: a backslash or a line break cannot round-trip through line protocol.
+  site: z
+    .string({ error: 'must be a string (the site the meter is installed at)' })
+    .min(1, { message: 'must not be empty' })
+    .regex(/^[^\\\r\n]+$/, { message: 'must not contain a backslash or a line break' }),
   role: z.enum(METER_ROLES, { error: `must be one of ${METER_ROLES.join(', ')}` }),
   reference: z.string().optional(),
   technology: z.enum(METER_TECHNOLOGIES, { error: `must be one of ${METER_TECHNOLOGIES.join(', ')}` }).optional(),

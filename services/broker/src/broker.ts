@@ -113,9 +113,16 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
         maxPayloadBytes: settings.maxPayloadBytes,
       });
       const site = registry.get(topic.meterId)?.site ?? '';
-      for (const reading of result.readings) records.push({ receivedAtMs, line: readingLine(reading, site, receivedAtMs) });
+      for (const reading of result.readings) {
+        try {
+          records.push({ receivedAtMs, line: readingLine(reading, site, receivedAtMs) });
+        } catch (error) {
+          // A value line protocol cannot carry (the schema should have caught it): keep it as a dead letter.
+          deadLetters.push(deadLetter({ code: 'ERR_INFLUX_REJECTED_LINE', reason: (error as Error).message, item: reading }, packet, client, topic.meterId, receivedAtMs));
+        }
+      }
       for (const rejection of result.rejections) deadLetters.push(deadLetter(rejection, packet, client, topic.meterId, receivedAtMs));
-      stats.readingsAccepted += result.readings.length;
+      stats.readingsAccepted += records.length;
     } else {
       const status = validateStatusPayload(topic.meterId, packet.payload, receivedAtMs);
       if ('code' in status) deadLetters.push(deadLetter(status, packet, client, topic.meterId, receivedAtMs));

@@ -1,0 +1,178 @@
+import { FlowPilotError } from '@flowpilot/schema';
+import type { InfluxOperation } from './errors.ts';
+import { classifyFetchFailure, classifyResponse, errorText, InfluxError } from './errors.ts';
+import { quoteIdentifier } from './influxql.ts';
+
+export interface InfluxConfig {
+  url: string;
+  database: string;
+  username?: string;
+  password?: string;
+  token?: string;
+  /** Per request, including reading the answer. Default DEFAULT_INFLUX_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_INFLUX_TIMEOUT_MS = 10_000;
+
+export interface InfluxSeries {
+  name: string;
+  tags?: Record<string, string>;
+  columns: string[];
+  values: unknown[][];
+}
+
+/** The v1 HTTP API that 1.x, 2.x (compatibility API) and 3.x Core all serve (SPEC section 2). */
+export interface InfluxClient {
+  readonly config: Readonly<InfluxConfig>;
+  /** Throws InfluxError kind 'unavailable' when the server cannot be reached. */
+  ping(): Promise<{ version: string }>;
+  /** CREATE DATABASE; tolerated where the server lacks it (3.x creates a database on first write). */
+  ensureDatabase(): Promise<void>;
+  /** Writes line protocol with ms precision; resolves once InfluxDB answered 204. */
+  write(lines: readonly string[]): Promise<void>;
+  /** The series of the first statement's result ([] when it has none). */
+  query(influxql: string): Promise<InfluxSeries[]>;
+}
+
+export interface InfluxClientDeps {
+  fetch?: typeof fetch;
+}
+
+interface StatementResult {
+  statement_id?: number;
+  series?: InfluxSeries[];
+  error?: string;
+}
+
+// Reads (SELECT without INTO, SHOW) go as GET; everything else must be a POST on 1.x (GET only
+// warns today, "deprecated use of ... in a read only context") and on the compatibility APIs.
+const READ_ONLY = /^\s*(SELECT|SHOW)\b/i;
+const SELECT_INTO = /\bINTO\b/i;
+
+export function createInfluxClient(config: InfluxConfig, deps: InfluxClientDeps = {}): InfluxClient {
+  let base: URL;
+  try {
+    base = new URL(config.url);
+  } catch {
+    throw new FlowPilotError('ERR_CONFIG', `FLOWPILOT_INFLUX_URL "${config.url}" is not a URL such as http://127.0.0.1:8086`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new FlowPilotError('ERR_CONFIG', `FLOWPILOT_INFLUX_URL "${config.url}" must start with http:// or https://`);
+  }
+  if (!config.database) throw new FlowPilotError('ERR_CONFIG', 'FLOWPILOT_INFLUX_DB is empty: name the InfluxDB database');
+  const settings: InfluxConfig = { ...config, timeoutMs: config.timeoutMs ?? DEFAULT_INFLUX_TIMEOUT_MS };
+  // http://user:pass@host:8086 works too: fetch refuses credentials in a URL, so move them to u/p.
+  if (base.username && settings.username === undefined) settings.username = decodeURIComponent(base.username);
+  if (base.password && settings.password === undefined) settings.password = decodeURIComponent(base.password);
+  const frozen: Readonly<InfluxConfig> = Object.freeze(settings);
+  const timeoutMs = frozen.timeoutMs ?? DEFAULT_INFLUX_TIMEOUT_MS;
+  const doFetch = deps.fetch ?? globalThis.fetch;
+  // Credentials never appear in messages or logs: name the server by origin and path only.
+  const where = `${base.origin}${base.pathname.replace(/\/$/, '')}`;
+  const basePath = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
+
+  function endpoint(path: 'ping' | 'write' | 'query', params: Record<string, string>): URL {
+    const url = new URL(basePath + path, base.origin);
+    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+    // v1 authentication: u and p query parameters (a token goes in a header, see below).
+    if (frozen.username !== undefined) url.searchParams.set('u', frozen.username);
+    if (frozen.password !== undefined) url.searchParams.set('p', frozen.password);
+    return url;
+  }
+
+  function headers(extra: Record<string, string> = {}): Record<string, string> {
+    return frozen.token === undefined ? extra : { ...extra, Authorization: `Token ${frozen.token}` };
+  }
+
+  /** One request; the timeout covers reading the body too, since a half-sent answer is no answer. */
+  async function request(operation: InfluxOperation, url: URL, init: RequestInit): Promise<{ status: number; body: string; headers: Headers }> {
+    try {
+      const response = await doFetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      const body = await response.text();
+      return { status: response.status, body, headers: response.headers };
+    } catch (error) {
+      throw classifyFetchFailure(operation, error, where, timeoutMs);
+    }
+  }
+
+  async function ping(): Promise<{ version: string }> {
+    const answer = await request('ping', endpoint('ping', {}), { method: 'GET', headers: headers() });
+    if (answer.status < 200 || answer.status > 299) {
+      if (answer.status === 401 || answer.status === 403) throw classifyResponse('ping', answer.status, answer.body, answer.headers, where, Date.now());
+      // Anything else on /ping means no InfluxDB answers there (yet): unavailable, worth retrying.
+      throw new InfluxError('unavailable', `InfluxDB at ${where} answered ping with HTTP ${answer.status}: ${errorText(answer.body, answer.headers)}`, {
+        status: answer.status,
+      });
+    }
+    let version = answer.headers.get('x-influxdb-version') ?? '';
+    if (!version && answer.body) {
+      // 3.x answers /ping with a JSON body carrying the version.
+      try {
+        const parsed = JSON.parse(answer.body) as { version?: unknown };
+        if (typeof parsed.version === 'string') version = parsed.version;
+      } catch {
+        // No version in the body either.
+      }
+    }
+    return { version: version || 'unknown' };
+  }
+
+  async function write(lines: readonly string[]): Promise<void> {
+    if (lines.length === 0) return;
+    const answer = await request('write', endpoint('write', { db: frozen.database, precision: 'ms' }), {
+      method: 'POST',
+      headers: headers({ 'Content-Type': 'text/plain; charset=utf-8' }),
+      body: lines.join('\n'),
+    });
+    // Only 204 confirms the points are stored (and in the WAL, fsynced): the ingest advances its
+    // checkpoint on it (SPEC section 6), so nothing else counts as success.
+    if (answer.status === 204) return;
+    throw classifyResponse('write', answer.status, answer.body, answer.headers, where, Date.now());
+  }
+
+  async function query(influxql: string): Promise<InfluxSeries[]> {
+    const readOnly = READ_ONLY.test(influxql) && !SELECT_INTO.test(influxql);
+    const params = { db: frozen.database, epoch: 'ms' };
+    const answer = readOnly
+      ? await request('query', endpoint('query', { ...params, q: influxql }), { method: 'GET', headers: headers() })
+      : await request('query', endpoint('query', params), {
+          method: 'POST',
+          headers: headers({ 'Content-Type': 'application/x-www-form-urlencoded' }),
+          body: new URLSearchParams({ q: influxql }).toString(),
+        });
+    if (answer.status !== 200) throw classifyResponse('query', answer.status, answer.body, answer.headers, where, Date.now());
+    let parsed: { results?: StatementResult[]; error?: string };
+    try {
+      parsed = JSON.parse(answer.body) as typeof parsed;
+    } catch {
+      throw new InfluxError('query', `InfluxDB at ${where} answered a query with something that is not JSON: ${errorText(answer.body, answer.headers)}`, {
+        status: answer.status,
+      });
+    }
+    if (typeof parsed.error === 'string') throw new InfluxError('query', `InfluxDB at ${where} refused the query: ${parsed.error}`, { status: answer.status });
+    const first = parsed.results?.[0];
+    if (first === undefined) return [];
+    if (typeof first.error === 'string') {
+      // 1.x reports a missing database per statement, with HTTP 200.
+      const kind = /database not found/i.test(first.error) ? 'database' : 'query';
+      throw new InfluxError(kind, `InfluxDB at ${where} refused the query: ${first.error}`, { status: answer.status });
+    }
+    return first.series ?? [];
+  }
+
+  async function ensureDatabase(): Promise<void> {
+    try {
+      await query(`CREATE DATABASE ${quoteIdentifier(frozen.database)}`);
+    } catch (error) {
+      if (!(error instanceof InfluxError)) throw error;
+      // Unreachable, or credentials refused outright (401): the caller must know. A 403 (a user
+      // without admin rights on 1.x), an unknown statement (2.x, 3.x) or a 404/405 is tolerated:
+      // the database may exist already or be created by the first write (SPEC section 2); a write
+      // to a database that is really missing fails with kind 'database' and says so.
+      if (error.kind === 'unavailable' || (error.kind === 'auth' && error.status === 401)) throw error;
+    }
+  }
+
+  return { config: frozen, ping, ensureDatabase, write, query };
+}

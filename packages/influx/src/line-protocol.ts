@@ -1,0 +1,81 @@
+import type { MeterStatus, Reading } from '@flowpilot/schema';
+import { alarmMask } from '@flowpilot/schema';
+import { InfluxError } from './errors.ts';
+
+/*
+ * Line protocol for the two measurements of SPEC section 2. In line protocol a bare number is a
+ * float and `42i` an integer; the first write of a field fixes its type for the shard, so every
+ * float field is always written bare and every integer field always with `i`, or later points of
+ * the same field would be refused as a type conflict.
+ *
+ * Backslashes: InfluxDB 1.x keeps `\\` in a tag value literally (it only unescapes `\,` `\=` `\ `;
+ * checked against 1.6.7) and refuses a tag value that ends in `\`, while 3.x reads `\\` as one
+ * backslash. No escaping means the same on every server, so a backslash in a measurement or tag is
+ * refused, like a newline (which would end the line).
+ */
+
+// Cheap tests before any work: meter ids (SPEC section 1) and most site names need no escaping.
+const TAG_SPECIAL = /[,= ]/;
+const TAG_SPECIAL_ALL = /[,= ]/g;
+const MEASUREMENT_SPECIAL = /[, ]/;
+const MEASUREMENT_SPECIAL_ALL = /[, ]/g;
+const FORBIDDEN = /[\n\r\\]/;
+
+function refuse(what: string, value: string): never {
+  const found = /[\n\r]/.test(value) ? 'a line break' : 'a backslash';
+  throw new InfluxError('bad-lines', `${what} ${JSON.stringify(value)} contains ${found}, which InfluxDB line protocol cannot carry; rename it`);
+}
+
+/** Escapes a tag key or value: commas, equals signs and spaces (line protocol spec). */
+export function escapeTag(value: string, what = 'tag value'): string {
+  if (value.length === 0) throw new InfluxError('bad-lines', `${what} is empty; InfluxDB refuses an empty tag value`);
+  if (FORBIDDEN.test(value)) refuse(what, value);
+  return TAG_SPECIAL.test(value) ? value.replace(TAG_SPECIAL_ALL, '\\$&') : value;
+}
+
+/** Escapes a measurement name: commas and spaces (line protocol spec). */
+export function escapeMeasurement(name: string): string {
+  if (name.length === 0) throw new InfluxError('bad-lines', 'measurement name is empty');
+  if (FORBIDDEN.test(name)) refuse('measurement', name);
+  return MEASUREMENT_SPECIAL.test(name) ? name.replace(MEASUREMENT_SPECIAL_ALL, '\\$&') : name;
+}
+
+function float(field: string, value: number): string {
+  // Line protocol has no NaN or infinity; the schema rejects them at the broker (SPEC section 1),
+  // so reaching here is a bug upstream, refused as a bad line rather than written as garbage.
+  if (!Number.isFinite(value)) throw new InfluxError('bad-lines', `field ${field} is ${value}, not a finite number`);
+  // String(n) gives `42`, `1.5e-7`, `1e+21`: all floats in line protocol (checked against 1.6.7).
+  return String(value);
+}
+
+function integer(field: string, value: number): string {
+  if (!Number.isSafeInteger(value)) throw new InfluxError('bad-lines', `field ${field} is ${value}, not an integer`);
+  return `${value}i`;
+}
+
+function timestampMs(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new InfluxError('bad-lines', `timestamp ${value} is not an integer number of milliseconds`);
+  return String(value);
+}
+
+/**
+ * One reading as a point of measurement `reading` (SPEC section 2), for a write with precision=ms.
+ * Hot path (once per reading at thousands per second): plain string concatenation, optional
+ * fields omitted when absent. Tags in key order (meter < site), as InfluxDB sorts them anyway.
+ */
+export function readingLine(reading: Reading, site: string, receivedAtMs: number): string {
+  let line = `reading,meter=${escapeTag(reading.meterId, 'meter id')},site=${escapeTag(site, 'site')} flow=${float('flow', reading.flowM3h)},total=${float('total', reading.totalM3)}`;
+  if (reading.totalReverseM3 !== undefined) line += `,total_rev=${float('total_rev', reading.totalReverseM3)}`;
+  if (reading.velocityMps !== undefined) line += `,velocity=${float('velocity', reading.velocityMps)}`;
+  if (reading.pressureBar !== undefined) line += `,pressure=${float('pressure', reading.pressureBar)}`;
+  if (reading.temperatureC !== undefined) line += `,temperature=${float('temperature', reading.temperatureC)}`;
+  if (reading.batteryPct !== undefined) line += `,battery=${float('battery', reading.batteryPct)}`;
+  if (reading.rssiDbm !== undefined) line += `,rssi=${float('rssi', reading.rssiDbm)}`;
+  // alarms is always written (0 = none), so "readings carrying alarm X" is a plain bit test (SPEC section 4).
+  return `${line},seq=${integer('seq', reading.seq)},alarms=${integer('alarms', alarmMask(reading.alarms))},received_at=${integer('received_at', receivedAtMs)} ${timestampMs(reading.tsMs)}`;
+}
+
+/** A meter's online state as a point of measurement `status` (SPEC section 2). */
+export function statusLine(status: MeterStatus): string {
+  return `status,meter=${escapeTag(status.meterId, 'meter id')} online=${status.online ? 'true' : 'false'} ${timestampMs(status.tsMs)}`;
+}

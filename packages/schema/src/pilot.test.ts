@@ -30,7 +30,7 @@ describe('parsePilotConfig', () => {
     const bad = example
       .replace('timezone: Asia/Almaty', 'timezone: Asia/Atlantis')
       .replace('reference: ALM-PS7-REF', 'reference: ALM-PS9-REF')
-      .replace(/intervalSec: 60\n  - id: ALM-DMA12-MON/, 'intervalSec: -5\n  - id: ALM-DMA12-MON');
+      .replace(/intervalSec: 60\n {2}- id: ALM-DMA12-MON/, 'intervalSec: -5\n  - id: ALM-DMA12-MON');
     const message = problems(bad);
     expect(message).toMatch(/has 3 problems/);
     expect(message).toContain('pilot.timezone: must be an IANA time zone');

@@ -1,0 +1,103 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { LiveReading } from './api-schemas.ts';
+import { toApiReading } from './influx-readings.ts';
+import type { LiveFeed } from './live-feed.ts';
+
+export interface LiveRouteOptions {
+  liveFeed: LiveFeed;
+  meterIds: readonly string[];
+  heartbeatMs: number;
+}
+
+/** A client that stops reading is dropped rather than buffered without bound. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+/**
+ * `GET /api/v1/live`: Server-Sent Events, one `event: reading` per reading as it arrives (SPEC
+ * section 5). A comment line every `heartbeatMs` keeps proxies from closing an idle stream and
+ * lets the client notice a dead one. The listener goes away with the connection.
+ */
+export function registerLiveRoute(app: FastifyInstance, options: LiveRouteOptions): void {
+  const { liveFeed, meterIds, heartbeatMs } = options;
+  const known = new Set(meterIds);
+  const openStreams = new Set<() => void>();
+
+  const querystring = z.object({
+    meter: z
+      .string()
+      .transform((text, ctx) => {
+        const ids = text.split(',').map((id) => id.trim()).filter((id) => id !== '');
+        const unknown = ids.filter((id) => !known.has(id));
+        if (ids.length === 0 || unknown.length > 0) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `must name meters of the pilot (${[...known].join(', ')}), separated by commas; unknown: "${unknown.join(', ') || text}"`,
+          });
+          return z.NEVER;
+        }
+        return new Set(ids);
+      })
+      .optional()
+      .describe('Only these meters: one id, or several separated by commas. Default: every meter.'),
+  });
+
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/api/v1/live',
+    {
+      schema: {
+        tags: ['live'],
+        summary: 'Readings as they arrive (Server-Sent Events)',
+        description:
+          'A `text/event-stream`. Each reading the broker delivers is one `event: reading` whose `data` is the reading as JSON ' +
+          '(wire names and units of SPEC section 1: flow m³/h, total m³, velocity m/s, pressure bar, temperature °C, battery %, rssi dBm; ' +
+          `plus \`meterId\`). A comment line \`: heartbeat\` comes every ${heartbeatMs / 1000} s.`,
+        produces: ['text/event-stream'],
+        querystring,
+      },
+    },
+    (request, reply) => {
+      const filter = request.query.meter;
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        // nginx buffers responses by default, which would hold events back.
+        'x-accel-buffering': 'no',
+      });
+      res.write('retry: 3000\n: connected\n\n');
+
+      let closed = false;
+      const close = (): void => {
+        if (closed) return;
+        closed = true;
+        unsubscribe();
+        clearInterval(heartbeat);
+        openStreams.delete(close);
+        res.end();
+      };
+      const unsubscribe = liveFeed.onReading((reading, receivedAtMs) => {
+        if (filter && !filter.has(reading.meterId)) return;
+        if (res.writableLength > MAX_BUFFERED_BYTES) {
+          request.log.warn('SSE client is not reading; closing its stream');
+          close();
+          return;
+        }
+        const data: LiveReading = { meterId: reading.meterId, ...toApiReading(reading, receivedAtMs) };
+        res.write(`event: reading\ndata: ${JSON.stringify(data)}\n\n`);
+      });
+      const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+      openStreams.add(close);
+      // 'close' on the response: the client went away or the socket failed.
+      res.on('close', close);
+    },
+  );
+
+  // End open streams before the server waits for its connections to finish.
+  app.addHook('preClose', async () => {
+    for (const close of [...openStreams]) close();
+  });
+}

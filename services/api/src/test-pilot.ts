@@ -1,0 +1,17 @@
+import { parsePilotConfig } from '@flowpilot/schema';
+import type { PilotConfig } from '@flowpilot/schema';
+
+/** A small pilot for the API's tests: a reference and its meter under test, and a monitor. */
+export function testPilot(): PilotConfig {
+  return parsePilotConfig(
+    JSON.stringify({
+      pilot: { id: 'test-pilot', name: 'Test pilot', timezone: 'Asia/Almaty', nightWindow: { start: '02:00', end: '04:00' } },
+      meters: [
+        { id: 'T-REF', label: 'Reference', site: 'S1', role: 'reference', intervalSec: 60 },
+        { id: 'T-DUT', label: 'Meter under test', site: 'S1', role: 'test', reference: 'T-REF', q3: 100, r: 160, accuracyClass: 2, intervalSec: 60 },
+        { id: 'T-MON', site: 'S2', role: 'monitor', intervalSec: 300 },
+      ],
+    }),
+    'test pilot',
+  );
+}

@@ -96,7 +96,7 @@ async function start(args: string[]): Promise<void> {
     console.log('  Press Ctrl-C to stop.\n');
     if (!values['no-simulator']) {
       const login = await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-simulator');
-      running.push(await runSimulator(settings, pilot, login, { speed: 1, seed: 1, backfillMs: values['no-backfill'] ? 0 : parseDuration('14d') }, log));
+      running.push(await runSimulator(settings, pilot, login, { speed: 1, seed: 1, faults: true, backfillMs: values['no-backfill'] ? 0 : parseDuration('14d') }, log));
     }
   } catch (error) {
     await stopAll(running, log);
@@ -159,7 +159,7 @@ async function simulate(args: string[]): Promise<void> {
   if (!Number.isInteger(seed)) throw new FlowPilotError('ERR_CONFIG', `--seed ${values.seed}: expected a whole number`);
   const running: Running[] = [];
   stopOnSignal(running, log);
-  const flags = { speed, seed, backfillMs: values.backfill ? parseDuration(values.backfill) : 0 };
+  const flags = { speed, seed, faults: true, backfillMs: values.backfill ? parseDuration(values.backfill) : 0 };
   running.push(await runSimulator(settings, pilot, serviceLogin(settings, 'flowpilot-simulator'), flags, log));
 }
 

@@ -6,7 +6,7 @@ import { createBroker, openCredentialsStore, type CredentialsStore } from '@flow
 import { createInfluxClient, ensureInfluxdInstalled, startLocalInflux, type InfluxClient } from '@flowpilot/influx';
 import { createIngest } from '@flowpilot/ingest';
 import { createMeterRegistry, FlowPilotError, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
-import { createSimulator } from '@flowpilot/simulator';
+import { createSimulator, DEMO_FAULT_OPTIONS } from '@flowpilot/simulator';
 import { openDurableStore, type DurableStore } from '@flowpilot/store';
 import type { MqttLogin } from './service-logins.ts';
 import type { Settings } from './settings.ts';
@@ -111,6 +111,8 @@ export interface SimulateFlags {
   speed: number;
   backfillMs: number;
   seed: number;
+  /** The demo's modest dropouts, duplicates and outages, so the metrics have something to show. */
+  faults: boolean;
 }
 
 export async function runSimulator(settings: Settings, pilot: PilotConfig, login: MqttLogin, flags: SimulateFlags, log: Logger): Promise<Running> {
@@ -122,6 +124,7 @@ export async function runSimulator(settings: Settings, pilot: PilotConfig, login
     seed: flags.seed,
     speed: flags.speed,
     backfillMs: flags.backfillMs,
+    ...(flags.faults ? { faults: DEMO_FAULT_OPTIONS } : {}),
     log: log.child({ service: 'simulator' }),
   });
   await simulator.start();

@@ -77,7 +77,8 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
 
   // With `loggerInstance` fastify types the instance by the logger's type; callers need only the
   // base FastifyInstance, whose `log` is the same pino logger.
-  const base = { frameworkErrors: frameworkErrorHandler };
+  // Per-request access logs would bury the operator's messages (a dashboard polls); errors are still logged.
+  const base = { frameworkErrors: frameworkErrorHandler, disableRequestLogging: true };
   const app = (settings.log ? Fastify({ ...base, loggerInstance: settings.log }) : Fastify({ ...base, logger: false })) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -135,6 +135,8 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
   }
 
   const aedes = await Aedes.createBroker({
+    // Service clients are `{login}:{meterId}` (access-policy.ts), longer than MQTT 3.1.0's 23 characters.
+    maxClientsIdLength: 128,
     authenticate(client, username, password, done) {
       if (username === undefined || username === '') {
         if (settings.allowAnonymous) {

@@ -51,7 +51,10 @@ function stopOnSignal(running: Running[], log: Logger): void {
     }
     stopping = true;
     log.info({ signal }, 'stopping');
-    void stopAll(running, log).then(() => process.exit(0));
+    void stopAll(running, log).then(() => {
+      log.info('stopped');
+      process.exit(0);
+    });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

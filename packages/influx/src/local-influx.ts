@@ -232,7 +232,9 @@ export async function startLocalInflux(options: LocalInfluxOptions): Promise<Loc
   const logFd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(influxd, ['-config', configFile], { stdio: ['ignore', logFd, logFd], cwd: dataDir });
+    // Its own process group: a Ctrl-C in the terminal reaches only FlowPilot, which stops influxd
+    // last, after the ingest wrote what it holds (a stale one is reaped through influxd.pid).
+    child = spawn(influxd, ['-config', configFile], { stdio: ['ignore', logFd, logFd], cwd: dataDir, detached: true });
   } finally {
     closeSync(logFd);
   }

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { FlowPilotError } from '@flowpilot/schema';
+import { DEFAULT_BROKER_OPTIONS } from '@flowpilot/broker';
+import { createMeterRegistry, FlowPilotError } from '@flowpilot/schema';
 import { parseDuration } from '@flowpilot/simulator';
 import { createLogger } from './logger.ts';
 import {
@@ -11,10 +12,13 @@ import {
   runApi,
   runBroker,
   runIngest,
+  pipelineReadiness,
   runSimulator,
   stopAll,
   type Running,
 } from './run-services.ts';
+import { createMetricsRegistry, serveMetrics } from './prometheus.ts';
+import { replayDeadLetters } from './replay-dead-letters.ts';
 import { ensureServiceLogin, readServiceLogin, type MqttLogin } from './service-logins.ts';
 import { loadSettings, type Settings } from './settings.ts';
 
@@ -34,6 +38,8 @@ Usage: flowpilot <command> [options]
                                            create or replace a login (prints a generated password once)
   credentials list                         the logins (never their passwords)
   deadletters list [--code C] [--limit N]  rejected messages, with their reasons
+  deadletters replay [--code C] [--meter M] validate dead letters again (after fixing the pilot
+                                           file) and send the ones that pass to InfluxDB
   check [pilot.yaml]                       validate a pilot file
 
 Settings come from the environment: FLOWPILOT_PILOT, FLOWPILOT_DATA_DIR, FLOWPILOT_MQTT_PORT,
@@ -87,14 +93,20 @@ async function start(args: string[]): Promise<void> {
     const store = openStore(settings);
     running.push({ name: 'store', stop: async () => store.close() });
     const credentials = openCredentials(settings);
-    const broker = await runBroker(settings, pilot, store, credentials, log);
+    const metrics = createMetricsRegistry();
+    const broker = await runBroker(settings, pilot, store, credentials, log, metrics);
     running.push(broker);
-    running.push(runIngest(store, influx, log));
-    const api = await runApi(settings, pilot, influx, await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api'), log);
+    const ingest = runIngest(store, influx, log, metrics);
+    running.push(ingest);
+    const api = await runApi(settings, pilot, influx, await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api'), log, {
+      metrics,
+      readinessChecks: pipelineReadiness(store, ingest.ingest, settings.readyMaxLagSec * 1000),
+    });
     running.push(api);
     console.log(`\n  FlowPilot is running: pilot "${pilot.pilot.name}", ${pilot.meters.length} meters`);
     console.log(`  Dashboard and API  ${api.url}/   (OpenAPI: ${api.url}/docs)`);
     console.log(`  MQTT broker        ${broker.url}`);
+    console.log(`  Prometheus         ${api.url}/metrics`);
     console.log(`  InfluxDB           ${influx.config.url} (database ${influx.config.database})`);
     console.log('  Press Ctrl-C to stop.\n');
     if (!values['no-simulator']) {
@@ -120,12 +132,20 @@ async function broker(args: string[]): Promise<void> {
   // The api and the simulator on this host find their logins in the data dir.
   await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api');
   await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-simulator');
+  const metrics = createMetricsRegistry();
   if (!values['no-ingest']) {
     const { influx, running: localInflux } = await connectInflux(settings, log);
     if (localInflux) running.unshift(localInflux);
-    running.push(runIngest(store, influx, log));
+    running.push(runIngest(store, influx, log, metrics));
   }
-  running.push(await runBroker(settings, pilot, store, credentials, log));
+  running.push(await runBroker(settings, pilot, store, credentials, log, metrics));
+  running.push(await runMetricsServer(metrics, settings.metricsPort, settings.listenHost, log));
+}
+
+async function runMetricsServer(metrics: ReturnType<typeof createMetricsRegistry>, port: number, host: string, log: Logger): Promise<Running> {
+  const server = await serveMetrics(metrics, port, host);
+  log.info({ url: `http://${host}:${port}/metrics` }, 'Prometheus metrics');
+  return { name: 'metrics', stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 async function ingest(): Promise<void> {
@@ -137,7 +157,10 @@ async function ingest(): Promise<void> {
   if (localInflux) running.push(localInflux);
   const store = openStore(settings);
   running.push({ name: 'store', stop: async () => store.close() });
-  running.push(runIngest(store, influx, log));
+  const metrics = createMetricsRegistry();
+  running.push(runIngest(store, influx, log, metrics));
+  // Beside a standalone broker on the same host: the next port.
+  running.push(await runMetricsServer(metrics, settings.metricsPort + 1, settings.listenHost, log));
 }
 
 async function api(): Promise<void> {
@@ -148,7 +171,7 @@ async function api(): Promise<void> {
   stopOnSignal(running, log);
   if (!settings.influxUrl) throw new FlowPilotError('ERR_CONFIG', 'flowpilot api needs FLOWPILOT_INFLUX_URL (the InfluxDB that the ingest writes to)');
   const { influx } = await connectInflux(settings, log);
-  running.push(await runApi(settings, pilot, influx, serviceLogin(settings, 'flowpilot-api'), log));
+  running.push(await runApi(settings, pilot, influx, serviceLogin(settings, 'flowpilot-api'), log, { metrics: createMetricsRegistry() }));
 }
 
 async function simulate(args: string[]): Promise<void> {
@@ -187,7 +210,8 @@ async function credentials(args: string[]): Promise<void> {
 
 async function deadletters(args: string[]): Promise<void> {
   const [action, ...rest] = args;
-  if (action !== 'list') throw new FlowPilotError('ERR_CONFIG', 'usage: flowpilot deadletters list [--code C] [--limit N]');
+  if (action === 'replay') return replay(rest);
+  if (action !== 'list') throw new FlowPilotError('ERR_CONFIG', 'usage: flowpilot deadletters list|replay [--code C] [--meter M] [--limit N]');
   const { values } = parseArgs({ args: rest, options: { code: { type: 'string' }, limit: { type: 'string', default: '50' } } });
   const store = openStore(loadSettings());
   try {
@@ -195,6 +219,26 @@ async function deadletters(args: string[]): Promise<void> {
     console.log(Object.keys(counts).length === 0 ? 'No dead letters.' : `Rejected, by reason: ${JSON.stringify(counts)}`);
     for (const letter of store.listDeadLetters({ limit: Number(values.limit), ...(values.code ? { code: values.code } : {}) })) {
       console.log(`#${letter.id} ${new Date(letter.receivedAtMs).toISOString()} ${letter.topic} ${letter.code}\n    ${letter.reason}\n    ${letter.payload.slice(0, 300)}`);
+    }
+  } finally {
+    store.close();
+  }
+}
+
+async function replay(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { code: { type: 'string' }, meter: { type: 'string' }, limit: { type: 'string', default: '100000' } } });
+  const settings = loadSettings();
+  const pilot = loadPilot(settings.pilotFile);
+  const store = openStore(settings);
+  try {
+    const outcome = await replayDeadLetters(
+      store,
+      { registry: createMeterRegistry(pilot), nowMs: Date.now(), retentionMs: DEFAULT_BROKER_OPTIONS.retentionMs, maxPayloadBytes: DEFAULT_BROKER_OPTIONS.maxPayloadBytes },
+      { limit: Number(values.limit), ...(values.code ? { code: values.code } : {}), ...(values.meter ? { meterId: values.meter } : {}) },
+    );
+    console.log(`Replayed ${outcome.replayed} dead letters (${outcome.records} records now wait for InfluxDB in the durable store).`);
+    if (Object.keys(outcome.stillRejected).length > 0) {
+      console.log(`Still rejected, by reason: ${JSON.stringify(outcome.stillRejected)} (flowpilot deadletters list --code … says why).`);
     }
   } finally {
     store.close();

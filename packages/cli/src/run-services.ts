@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createApi, createMqttLiveFeed } from '@flowpilot/api';
-import { createBroker, openCredentialsStore, type CredentialsStore } from '@flowpilot/broker';
+import { createBroker, openCredentialsStore, openSessionPersistence, type CredentialsStore, type FlowPilotBroker } from '@flowpilot/broker';
 import { createInfluxClient, ensureInfluxdInstalled, startLocalInflux, type InfluxClient } from '@flowpilot/influx';
-import { createIngest } from '@flowpilot/ingest';
+import { createIngest, type Ingest } from '@flowpilot/ingest';
+import type { Registry } from 'prom-client';
 import { createMeterRegistry, FlowPilotError, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
 import { createSimulator, DEMO_FAULT_OPTIONS } from '@flowpilot/simulator';
 import { openDurableStore, type DurableStore } from '@flowpilot/store';
+import { ingestMetricsEvents, registerBrokerMetrics, registerIngestMetrics, registerStoreMetrics } from './prometheus.ts';
 import type { MqttLogin } from './service-logins.ts';
 import type { Settings } from './settings.ts';
 
@@ -64,27 +66,57 @@ export async function runBroker(
   store: DurableStore,
   credentials: CredentialsStore,
   log: Logger,
-): Promise<Running & { url: string }> {
+  metrics: Registry,
+): Promise<Running & { url: string; broker: FlowPilotBroker }> {
   const broker = await createBroker({
     registry: createMeterRegistry(pilot),
     credentials,
     store,
     log: log.child({ service: 'broker' }),
     allowAnonymous: settings.allowAnonymous,
+    persistence: openSessionPersistence(join(settings.dataDir, 'broker-sessions')),
   });
+  registerBrokerMetrics(metrics, broker);
+  registerStoreMetrics(metrics, store);
   const address = await broker.listen(settings.mqttPort, settings.listenHost);
   const url = `mqtt://${settings.listenHost}:${address.port}`;
   log.info({ url }, 'MQTT broker listening');
-  return { name: 'broker', url, stop: () => broker.close() };
+  return { name: 'broker', url, broker, stop: () => broker.close() };
 }
 
-export function runIngest(store: DurableStore, influx: InfluxClient, log: Logger): Running {
-  const ingest = createIngest({ store, influx, log: log.child({ service: 'ingest' }) });
+export function runIngest(store: DurableStore, influx: InfluxClient, log: Logger, metrics: Registry): Running & { ingest: Ingest } {
+  const ingest = createIngest({ store, influx, log: log.child({ service: 'ingest' }), events: ingestMetricsEvents(metrics) });
+  registerIngestMetrics(metrics, ingest);
   ingest.start();
-  return { name: 'ingest', stop: () => ingest.stop() };
+  return { name: 'ingest', ingest, stop: () => ingest.stop() };
 }
 
-export async function runApi(settings: Settings, pilot: PilotConfig, influx: InfluxClient, login: MqttLogin, log: Logger): Promise<Running & { url: string }> {
+/** /readyz checks of the all-in-one process: the ingest reaches InfluxDB and the store does not lag. */
+export function pipelineReadiness(store: DurableStore, ingest: Ingest, maxLagMs: number, clock: { now(): number } = Date) {
+  return {
+    store: () => {
+      if (store.isFull()) return { ok: false, reason: 'the durable store is full: the broker refuses readings until InfluxDB catches up' };
+      const oldest = store.depth().oldestReceivedAtMs;
+      const lagMs = oldest === null ? 0 : clock.now() - oldest;
+      return lagMs > maxLagMs
+        ? { ok: false, reason: `the oldest accepted reading has waited ${Math.round(lagMs / 1000)} s for InfluxDB (threshold ${maxLagMs / 1000} s)` }
+        : { ok: true };
+    },
+    ingest: () => {
+      const stats = ingest.stats();
+      return stats.influxAvailable ? { ok: true } : { ok: false, reason: `InfluxDB writes fail: ${stats.lastError ?? 'unknown error'}; readings wait in the durable store` };
+    },
+  };
+}
+
+export async function runApi(
+  settings: Settings,
+  pilot: PilotConfig,
+  influx: InfluxClient,
+  login: MqttLogin,
+  log: Logger,
+  extra: { metrics: Registry; readinessChecks?: Record<string, () => { ok: boolean; reason?: string }> },
+): Promise<Running & { url: string }> {
   const liveFeed = createMqttLiveFeed({
     mqttUrl: settings.mqttUrl,
     username: login.username,
@@ -93,7 +125,14 @@ export async function runApi(settings: Settings, pilot: PilotConfig, influx: Inf
     pilot,
     log: log.child({ service: 'api-live' }),
   });
-  const app = await createApi({ pilot, influx, liveFeed, log: log.child({ service: 'api' }) });
+  const app = await createApi({
+    pilot,
+    influx,
+    liveFeed,
+    log: log.child({ service: 'api' }),
+    metrics: extra.metrics,
+    ...(extra.readinessChecks ? { readinessChecks: extra.readinessChecks } : {}),
+  });
   await app.listen({ port: settings.httpPort, host: settings.listenHost });
   const url = `http://${settings.listenHost === '0.0.0.0' ? '127.0.0.1' : settings.listenHost}:${settings.httpPort}`;
   log.info({ url }, 'API and dashboard listening');

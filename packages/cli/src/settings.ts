@@ -20,6 +20,10 @@ export interface Settings {
   storeMaxRecords: number;
   allowAnonymous: boolean;
   logLevel: string;
+  /** Prometheus /metrics of a standalone broker (the standalone ingest uses the next port). */
+  metricsPort: number;
+  /** /readyz turns degraded when the oldest reading waiting for InfluxDB is older than this. */
+  readyMaxLagSec: number;
 }
 
 export const DEFAULT_SETTINGS = {
@@ -32,6 +36,8 @@ export const DEFAULT_SETTINGS = {
   influxDatabase: 'flowpilot',
   storeMaxRecords: 5_000_000,
   logLevel: 'info',
+  metricsPort: 9464,
+  readyMaxLagSec: 60,
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -89,6 +95,8 @@ export function loadSettings(env: Env = process.env, cwd = process.cwd()): Reado
     storeMaxRecords: positive('FLOWPILOT_STORE_MAX_RECORDS', DEFAULT_SETTINGS.storeMaxRecords),
     allowAnonymous: text('FLOWPILOT_ALLOW_ANONYMOUS') === '1',
     logLevel: text('FLOWPILOT_LOG_LEVEL') ?? DEFAULT_SETTINGS.logLevel,
+    metricsPort: port('FLOWPILOT_METRICS_PORT', DEFAULT_SETTINGS.metricsPort),
+    readyMaxLagSec: positive('FLOWPILOT_READY_MAX_LAG_SEC', DEFAULT_SETTINGS.readyMaxLagSec),
   };
   const optional = {
     influxUsername: text('FLOWPILOT_INFLUX_USER'),

@@ -164,9 +164,12 @@ export const healthSchema = z.object({ status: z.literal('ok') });
 
 export const readinessSchema = z.object({
   status: z.enum(['ok', 'degraded']),
-  checks: z.object({
-    influx: z.object({ ok: z.boolean(), version: z.string().optional(), error: z.string().optional() }),
-    broker: z.object({ ok: z.boolean() }),
-  }),
+  checks: z
+    .object({
+      influx: z.object({ ok: z.boolean(), version: z.string().optional(), error: z.string().optional() }),
+      broker: z.object({ ok: z.boolean() }),
+    })
+    // Checks the process adds (ApiOptions.readinessChecks), e.g. the durable store's lag.
+    .catchall(z.object({ ok: z.boolean(), reason: z.string().optional() })),
 });
 export type Readiness = z.infer<typeof readinessSchema>;

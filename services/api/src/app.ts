@@ -46,6 +46,16 @@ export interface ApiOptions {
   sseHeartbeatMs?: number;
   /** Epoch ms now; injected so tests control time (STYLE habit 7). */
   clock?: () => number;
+  /** More /readyz checks from the process around the API (the durable store's lag, the ingest). */
+  readinessChecks?: Record<string, () => ReadinessCheck>;
+  /** A Prometheus registry to serve at /metrics (prom-client's Registry fits). */
+  metrics?: { metrics(): Promise<string>; contentType: string };
+}
+
+export interface ReadinessCheck {
+  ok: boolean;
+  /** What is wrong and what to do, when not ok. */
+  reason?: string;
 }
 
 export const DEFAULT_API_OPTIONS = {
@@ -115,6 +125,11 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     async () => ({ status: 'ok' as const }),
   );
 
+  const metrics = options.metrics;
+  if (metrics) {
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  }
+
   api.get(
     '/readyz',
     {
@@ -127,8 +142,9 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     async (_request, reply) => {
       const influxCheck = await pingInflux(influx, settings.readyTimeoutMs);
       const brokerOk = liveFeed.connected();
-      const ok = influxCheck.ok && brokerOk;
-      const body: Readiness = { status: ok ? 'ok' : 'degraded', checks: { influx: influxCheck, broker: { ok: brokerOk } } };
+      const extra = Object.fromEntries(Object.entries(options.readinessChecks ?? {}).map(([name, check]) => [name, check()]));
+      const ok = influxCheck.ok && brokerOk && Object.values(extra).every((check) => check.ok);
+      const body: Readiness = { status: ok ? 'ok' : 'degraded', checks: { ...extra, influx: influxCheck, broker: { ok: brokerOk } } };
       return reply.code(ok ? 200 : 503).send(body);
     },
   );

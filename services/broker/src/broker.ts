@@ -1,11 +1,12 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
-import { readingLine, statusLine } from '@flowpilot/influx';
-import { describeRejection, validateReadingPayload, validateStatusPayload, parseMeterTopic, type MeterRegistry, type Rejection } from '@flowpilot/schema';
-import type { DeadLetterInput, DurableStore, SpoolRecord } from '@flowpilot/store';
+import { parseMeterTopic, type MeterRegistry } from '@flowpilot/schema';
+import type { DeadLetterInput, DurableStore } from '@flowpilot/store';
+import { admitPublish } from './admission.ts';
 import { canPublish, canSubscribe, isClientIdAllowed } from './access-policy.ts';
 import type { CredentialsStore, Login } from './credentials.ts';
+import type { SessionPersistence } from './session-persistence.ts';
 
 /**
  * The FlowPilot broker: Aedes with device authentication, the topic ACL and the delivery
@@ -28,6 +29,8 @@ export interface BrokerOptions {
   maxPayloadBytes: number;
   retentionMs: number;
   clock: { now(): number };
+  /** Aedes persistence (openSessionPersistence); in memory when absent. */
+  persistence?: SessionPersistence;
 }
 
 export const DEFAULT_BROKER_OPTIONS = {
@@ -39,8 +42,8 @@ export const DEFAULT_BROKER_OPTIONS = {
 
 export interface BrokerStats {
   messagesReceived: number;
-  readingsAccepted: number;
-  statusAccepted: number;
+  /** Readings and status messages committed to the durable store. */
+  recordsAccepted: number;
   rejected: Record<string, number>;
   refusedStoreFull: number;
   refusedStoreError: number;
@@ -60,10 +63,6 @@ function authError(message: string, returnCode: 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
-function payloadText(payload: PublishPacket['payload']): string {
-  return typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8');
-}
-
 export async function createBroker(options: Partial<BrokerOptions> & Pick<BrokerOptions, 'registry' | 'credentials' | 'store' | 'log'>): Promise<FlowPilotBroker> {
   const settings: BrokerOptions = { ...DEFAULT_BROKER_OPTIONS, ...options };
   const { registry, credentials, store, log, clock } = settings;
@@ -73,8 +72,7 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
   const rejectedPackets = new WeakSet<object>();
   const stats: BrokerStats = {
     messagesReceived: 0,
-    readingsAccepted: 0,
-    statusAccepted: 0,
+    recordsAccepted: 0,
     rejected: {},
     refusedStoreFull: 0,
     refusedStoreError: 0,
@@ -82,61 +80,19 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
   };
   let lastFullWarningAt = 0;
 
+  function countAdmission(accepted: number, deadLetters: readonly DeadLetterInput[]): void {
+    stats.recordsAccepted += accepted;
+    for (const letter of deadLetters) stats.rejected[letter.code] = (stats.rejected[letter.code] ?? 0) + 1;
+  }
+
   if (settings.allowAnonymous) {
     log.warn('ANONYMOUS ACCESS IS ON: any client on the network can publish readings for any meter. Use this only in a lab; remove --allow-anonymous for a real pilot.');
-  }
-
-  function deadLetter(rejection: Rejection, packet: PublishPacket, client: Client | null, meterId: string | null, receivedAtMs: number): DeadLetterInput {
-    stats.rejected[rejection.code] = (stats.rejected[rejection.code] ?? 0) + 1;
-    return {
-      receivedAtMs,
-      topic: packet.topic,
-      meterId,
-      clientId: client?.id ?? null,
-      code: rejection.code,
-      reason: describeRejection(rejection),
-      payload: rejection.item === undefined ? payloadText(packet.payload) : JSON.stringify(rejection.item),
-    };
-  }
-
-  /** Validates one publish and turns it into spool records and dead letters. */
-  function admit(packet: PublishPacket, client: Client | null): { records: SpoolRecord[]; deadLetters: DeadLetterInput[] } {
-    const receivedAtMs = clock.now();
-    const topic = parseMeterTopic(packet.topic)!;
-    const records: SpoolRecord[] = [];
-    const deadLetters: DeadLetterInput[] = [];
-    if (topic.kind === 'readings') {
-      const result = validateReadingPayload(topic.meterId, packet.payload, {
-        nowMs: receivedAtMs,
-        isRegistered: (id) => registry.has(id),
-        retentionMs: settings.retentionMs,
-        maxPayloadBytes: settings.maxPayloadBytes,
-      });
-      const site = registry.get(topic.meterId)?.site ?? '';
-      for (const reading of result.readings) {
-        try {
-          records.push({ receivedAtMs, line: readingLine(reading, site, receivedAtMs) });
-        } catch (error) {
-          // A value line protocol cannot carry (the schema should have caught it): keep it as a dead letter.
-          deadLetters.push(deadLetter({ code: 'ERR_INFLUX_REJECTED_LINE', reason: (error as Error).message, item: reading }, packet, client, topic.meterId, receivedAtMs));
-        }
-      }
-      for (const rejection of result.rejections) deadLetters.push(deadLetter(rejection, packet, client, topic.meterId, receivedAtMs));
-      stats.readingsAccepted += records.length;
-    } else {
-      const status = validateStatusPayload(topic.meterId, packet.payload, receivedAtMs);
-      if ('code' in status) deadLetters.push(deadLetter(status, packet, client, topic.meterId, receivedAtMs));
-      else {
-        records.push({ receivedAtMs, line: statusLine(status) });
-        stats.statusAccepted += 1;
-      }
-    }
-    return { records, deadLetters };
   }
 
   const aedes = await Aedes.createBroker({
     // Service clients are `{login}:{meterId}` (access-policy.ts), longer than MQTT 3.1.0's 23 characters.
     maxClientsIdLength: 128,
+    ...(settings.persistence ? { persistence: settings.persistence } : {}),
     authenticate(client, username, password, done) {
       if (username === undefined || username === '') {
         if (settings.allowAnonymous) {
@@ -184,7 +140,11 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
         }
         return callback(new Error('durable store full'));
       }
-      const { records, deadLetters } = admit(packet, client);
+      const { records, deadLetters } = admitPublish(
+        { topic: packet.topic, payload: packet.payload, clientId: client?.id ?? null },
+        { registry, nowMs: clock.now(), retentionMs: settings.retentionMs, maxPayloadBytes: settings.maxPayloadBytes },
+      );
+      countAdmission(records.length, deadLetters);
       if (records.length === 0) rejectedPackets.add(packet);
       store.append(records, deadLetters).then(
         () => callback(null),
@@ -232,6 +192,7 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
     async close() {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+      await settings.persistence?.destroy();
     },
   };
 }

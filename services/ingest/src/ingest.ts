@@ -21,6 +21,13 @@ export interface IngestOptions {
   backoff: BackoffOptions;
   clock: { now(): number };
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Facts for metrics (past-tense events, STYLE naming). */
+  events: IngestEvents;
+}
+
+export interface IngestEvents {
+  batchWritten?(fact: { lines: number; refused: number; latencyMs: number }): void;
+  writeFailed?(fact: { kind: string; retryInMs: number }): void;
 }
 
 export const DEFAULT_INGEST_OPTIONS = {
@@ -29,6 +36,7 @@ export const DEFAULT_INGEST_OPTIONS = {
   backoff: { initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 },
   clock: { now: () => Date.now() },
   sleep: (ms: number, signal: AbortSignal) => sleepTimer(ms, undefined, { signal }).catch(() => undefined),
+  events: {},
 } satisfies Partial<IngestOptions>;
 
 export interface IngestStats {
@@ -84,6 +92,7 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
     stats.writeErrors[kind] = (stats.writeErrors[kind] ?? 0) + 1;
     stats.lastError = (error as Error).message;
     const delayMs = nextBackoffMs(failures, settings.backoff, error instanceof InfluxError ? error.retryAfterMs() : undefined);
+    settings.events.writeFailed?.({ kind, retryInMs: delayMs });
     if (error instanceof InfluxError && error.canRetry()) {
       stats.influxAvailable = false;
       if (failures === 1 || failures % 10 === 0) {
@@ -117,6 +126,7 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
     stats.linesWritten += result.written;
     stats.linesRejectedByInflux += refused.length;
     stats.lastWriteLatencyMs = now - startedAt;
+    settings.events.batchWritten?.({ lines: result.written, refused: refused.length, latencyMs: now - startedAt });
     if (!stats.influxAvailable) log.info({ depth: store.depth().records }, 'InfluxDB is back; draining the durable store');
     stats.influxAvailable = true;
     stats.lastError = null;

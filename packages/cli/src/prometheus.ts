@@ -1,0 +1,134 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FlowPilotBroker } from '@flowpilot/broker';
+import type { Ingest, IngestEvents } from '@flowpilot/ingest';
+import type { DurableStore } from '@flowpilot/store';
+
+/**
+ * Prometheus metrics of the pipeline (prom-client). The services keep plain counters in
+ * `stats()` and know nothing of Prometheus; the gauges and counters here read those at scrape
+ * time, so the hot path pays nothing. Only the InfluxDB write latency is observed per batch.
+ */
+export function createMetricsRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'flowpilot_process_' });
+  return registry;
+}
+
+/** A counter whose value is a cumulative number the service already keeps. */
+function cumulativeCounter(registry: Registry, name: string, help: string, read: () => Record<string, number>, label?: string): void {
+  new Counter({
+    name,
+    help,
+    labelNames: label ? [label] : [],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, value] of Object.entries(read())) {
+        if (label) this.inc({ [label]: key }, value);
+        else this.inc(value);
+      }
+    },
+  });
+}
+
+export function registerBrokerMetrics(registry: Registry, broker: FlowPilotBroker): void {
+  cumulativeCounter(registry, 'flowpilot_messages_received_total', 'Publishes to meters/+/readings and /status that passed the ACL', () => ({ all: broker.stats().messagesReceived }));
+  cumulativeCounter(registry, 'flowpilot_records_accepted_total', 'Readings and status messages committed to the durable store (acknowledged)', () => ({ all: broker.stats().recordsAccepted }));
+  cumulativeCounter(registry, 'flowpilot_messages_rejected_total', 'Rejected readings and status messages, kept as dead letters, by reason code', () => broker.stats().rejected, 'reason');
+  cumulativeCounter(
+    registry,
+    'flowpilot_publishes_refused_total',
+    'Publishes refused without PUBACK (the meter resends them), by cause',
+    () => ({ store_full: broker.stats().refusedStoreFull, store_error: broker.stats().refusedStoreError }),
+    'cause',
+  );
+  new Gauge({
+    name: 'flowpilot_connected_clients',
+    help: 'MQTT clients connected to the broker (meters and services)',
+    registers: [registry],
+    collect() {
+      this.set(broker.stats().connectedClients);
+    },
+  });
+}
+
+export function registerStoreMetrics(registry: Registry, store: DurableStore, clock: { now(): number } = Date): void {
+  new Gauge({
+    name: 'flowpilot_store_depth_records',
+    help: 'Records accepted but not yet confirmed by InfluxDB',
+    registers: [registry],
+    collect() {
+      this.set(store.depth().records);
+    },
+  });
+  new Gauge({
+    name: 'flowpilot_store_oldest_age_seconds',
+    help: 'Age of the oldest record waiting for InfluxDB (0 when the store is empty)',
+    registers: [registry],
+    collect() {
+      const oldest = store.depth().oldestReceivedAtMs;
+      this.set(oldest === null ? 0 : (clock.now() - oldest) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'flowpilot_store_full',
+    help: '1 while the store is at its limit and the broker refuses publishes',
+    registers: [registry],
+    collect() {
+      this.set(store.isFull() ? 1 : 0);
+    },
+  });
+}
+
+/** Ingest events that feed the write latency histogram and the error counter. */
+export function ingestMetricsEvents(registry: Registry): IngestEvents {
+  const latency = new Histogram({
+    name: 'flowpilot_influx_write_duration_seconds',
+    help: 'Time to write one batch to InfluxDB (confirmed)',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const lines = new Counter({ name: 'flowpilot_influx_lines_written_total', help: 'Lines InfluxDB confirmed', registers: [registry] });
+  const refused = new Counter({ name: 'flowpilot_influx_lines_refused_total', help: 'Lines InfluxDB refused (kept as dead letters)', registers: [registry] });
+  const errors = new Counter({ name: 'flowpilot_influx_write_errors_total', help: 'Failed InfluxDB writes, by class (retried)', labelNames: ['kind'], registers: [registry] });
+  return {
+    batchWritten(fact) {
+      latency.observe(fact.latencyMs / 1000);
+      lines.inc(fact.lines);
+      refused.inc(fact.refused);
+    },
+    writeFailed(fact) {
+      errors.inc({ kind: fact.kind });
+    },
+  };
+}
+
+export function registerIngestMetrics(registry: Registry, ingest: Ingest): void {
+  new Gauge({
+    name: 'flowpilot_influx_available',
+    help: '1 when the last InfluxDB write succeeded, 0 while the ingest retries',
+    registers: [registry],
+    collect() {
+      this.set(ingest.stats().influxAvailable ? 1 : 0);
+    },
+  });
+}
+
+/** `/metrics` on its own port, for the standalone broker and ingest (the api serves it on its own port). */
+export function serveMetrics(registry: Registry, port: number, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end('see /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      (error: unknown) => res.writeHead(500).end(String(error)),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}

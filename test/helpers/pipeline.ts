@@ -31,9 +31,9 @@ export function makePilot(meterIds: readonly string[], extra = ''): PilotConfig 
 
 export const quietLog = pino({ level: process.env.FLOWPILOT_TEST_LOG ?? 'silent' });
 
-export async function startTestPipeline(options: { pilot: PilotConfig; influx: InfluxClient; maxPayloadBytes?: number }): Promise<TestPipeline> {
+export async function startTestPipeline(options: { pilot: PilotConfig; influx: InfluxClient; maxPayloadBytes?: number; storeMaxRecords?: number }): Promise<TestPipeline> {
   const dataDir = mkdtempSync(join(tmpdir(), 'flowpilot-test-'));
-  const store = openDurableStore({ path: join(dataDir, 'spool.sqlite') });
+  const store = openDurableStore({ path: join(dataDir, 'spool.sqlite'), ...(options.storeMaxRecords ? { maxRecords: options.storeMaxRecords } : {}) });
   const credentials = openCredentialsStore(join(dataDir, 'credentials.json'));
   const broker = await createBroker({
     registry: createMeterRegistry(options.pilot),

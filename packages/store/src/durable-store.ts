@@ -153,8 +153,11 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   let flushScheduled = false;
   let closed = false;
   const listeners = new Set<() => void>();
-  let fullCheckedAt = 0;
-  let full = false;
+  // Depth as last counted plus what was appended since: exact for appends in this process,
+  // recounted at most every FULL_CHECK_INTERVAL_MS to see what another process acknowledged.
+  let countedAt = 0;
+  let countedDepth = 0;
+  let appendedSinceCount = 0;
 
   function countRecords(): number {
     const row = selectDepth.get() as { first: number | null; last: number | null };
@@ -172,6 +175,7 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       for (const item of batch) item.reject(error as Error);
       return;
     }
+    for (const item of batch) appendedSinceCount += item.records.length;
     for (const item of batch) item.resolve();
     if (batch.some((item) => item.records.length > 0)) for (const listener of listeners) listener();
   }
@@ -194,11 +198,12 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     addDeadLetters: (deadLetters) => enqueue([], deadLetters),
     isFull() {
       const now = Date.now();
-      if (now - fullCheckedAt >= FULL_CHECK_INTERVAL_MS) {
-        fullCheckedAt = now;
-        full = countRecords() >= settings.maxRecords;
+      if (now - countedAt >= FULL_CHECK_INTERVAL_MS) {
+        countedAt = now;
+        countedDepth = countRecords();
+        appendedSinceCount = 0;
       }
-      return full;
+      return countedDepth + appendedSinceCount >= settings.maxRecords;
     },
     readHead(limit) {
       const rows = selectHead.all(limit) as [number, number, string][];
@@ -209,8 +214,7 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     },
     acknowledge(lastId, deadLetters = []) {
       acknowledgeTx(lastId, deadLetters);
-      full = false;
-      fullCheckedAt = 0;
+      countedAt = 0;
     },
     depth() {
       const records = countRecords();

@@ -47,7 +47,12 @@ export async function startAckedPublishers(options: {
           const id = options.meterIds[index]!;
           for (let seq = 0; seq < options.totalPerMeter && !stopped; seq++) {
             const payload = JSON.stringify(wireReading(id, seq, options.startTsMs + seq * 60_000));
-            await client.publishAsync(`meters/${id}/readings`, payload, { qos: 1 });
+            try {
+              await client.publishAsync(`meters/${id}/readings`, payload, { qos: 1 });
+            } catch (error) {
+              if (stopped) return; // closed by the test's teardown
+              throw error;
+            }
             acked.add(`${id}#${seq}`);
             if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
           }
@@ -58,6 +63,7 @@ export async function startAckedPublishers(options: {
       stopped = true;
     },
     async close() {
+      stopped = true;
       await Promise.all(clients.map((client) => client.endAsync(true)));
     },
   };

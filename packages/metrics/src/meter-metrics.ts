@@ -1,0 +1,101 @@
+import type { AlarmName, MeterConfig } from '@flowpilot/schema';
+import { alignIntervals, computeAccuracy, computeErrorCurve } from './accuracy.ts';
+import type { AccuracyOptions, AccuracyResult, ErrorCurveBin } from './accuracy.ts';
+import { countAlarms } from './alarms.ts';
+import { computeDelivery, computeGaps, expectedReadings } from './availability.ts';
+import type { GapSummary } from './availability.ts';
+import { computeLatency } from './latency.ts';
+import type { LatencyResult } from './latency.ts';
+import { computeMinNightFlow } from './night-flow.ts';
+import type { MinNightFlowResult, NightPilot } from './night-flow.ts';
+import { toSeries, windowRange } from './series.ts';
+import type { SeriesInput, TimeWindow } from './series.ts';
+import { computeFlowStats, computeTotalizerConsistency, computeVolume } from './volume.ts';
+import type { FlowStats, TotalizerConsistency } from './volume.ts';
+
+export interface MeterMetricsOptions {
+  /**
+   * The reference meter's readings, for a `test` meter: accuracy and the error curve are
+   * computed when this is given. Include readings up to Δ outside W so the first and last
+   * intervals can be aligned (see alignIntervals).
+   */
+  reference?: SeriesInput;
+  accuracy?: Partial<AccuracyOptions>;
+}
+
+/** Every SPEC section 4 metric of one meter over one window; plain JSON (no NaN, no typed arrays). */
+export interface MeterMetrics {
+  meterId: string;
+  window: TimeWindow;
+  intervalSec: number;
+  expected: number;
+  received: number;
+  completeness: number | null;
+  delivery: number | null;
+  seq: { distinct: number; produced: number; restarts: number };
+  /** Input readings dropped as a second reading with the same timestamp. */
+  duplicates: number;
+  gaps: GapSummary;
+  latencyMs: LatencyResult;
+  volumeM3: number;
+  totalizerResets: number;
+  flow: FlowStats;
+  minNightFlow: MinNightFlowResult;
+  totalizerConsistency: TotalizerConsistency;
+  alarms: Record<AlarmName, number>;
+  rejected: Record<string, number>;
+  /** null unless the meter is a `test` meter and `options.reference` was given. */
+  accuracy: AccuracyResult | null;
+  errorCurve: ErrorCurveBin[] | null;
+}
+
+/**
+ * All of SPEC section 4 for one meter over W = [from, to). The readings are sorted and
+ * de-duplicated once (see toSeries) and may extend outside W: each metric takes the readings
+ * of W itself. `rejectedByReason` (counted by the ingest, SPEC section 1) is passed through.
+ */
+export function computeMeterMetrics(
+  readings: SeriesInput,
+  meter: MeterConfig,
+  window: TimeWindow,
+  pilot: NightPilot,
+  rejectedByReason: Record<string, number> = {},
+  options: MeterMetricsOptions = {},
+): MeterMetrics {
+  const series = toSeries(readings);
+  const { lo, hi } = windowRange(series, window);
+  const { intervalSec } = meter;
+  const expected = expectedReadings(intervalSec, window);
+  const received = hi - lo;
+  const delivery = computeDelivery(series, window);
+  const volume = computeVolume(series, window);
+  let accuracy: AccuracyResult | null = null;
+  let errorCurve: ErrorCurveBin[] | null = null;
+  if (meter.role === 'test' && options.reference !== undefined) {
+    const aligned = alignIntervals(series, options.reference, meter, window);
+    accuracy = computeAccuracy(aligned, options.accuracy);
+    errorCurve = computeErrorCurve(aligned, options.accuracy);
+  }
+  return {
+    meterId: meter.id,
+    window: { fromMs: window.fromMs, toMs: window.toMs },
+    intervalSec,
+    expected,
+    received,
+    completeness: expected === 0 ? null : Math.min(1, received / expected),
+    delivery: delivery.delivery,
+    seq: { distinct: delivery.distinctSeq, produced: delivery.producedSeq, restarts: delivery.seqRestarts },
+    duplicates: series.duplicates,
+    gaps: computeGaps(series, intervalSec, window),
+    latencyMs: computeLatency(series, window),
+    volumeM3: volume.volumeM3,
+    totalizerResets: volume.resets,
+    flow: computeFlowStats(series, window),
+    minNightFlow: computeMinNightFlow(series, intervalSec, window, pilot),
+    totalizerConsistency: computeTotalizerConsistency(series, intervalSec, window),
+    alarms: countAlarms(series, window),
+    rejected: { ...rejectedByReason },
+    accuracy,
+    errorCurve,
+  };
+}

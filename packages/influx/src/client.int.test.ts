@@ -53,6 +53,7 @@ describe('InfluxClient against a real influxd', () => {
         seq: 1,
         alarms: 4 + 16,
         received_at: T0 + 61_000,
+        latency_ms: 1000,
       },
       {
         time: T0 + 120_000,
@@ -69,6 +70,7 @@ describe('InfluxClient against a real influxd', () => {
         seq: 2,
         alarms: 0,
         received_at: T0 + 121_500,
+        latency_ms: 1500,
       },
     ]);
 
@@ -87,6 +89,7 @@ describe('InfluxClient against a real influxd', () => {
         seq: 'integer',
         alarms: 'integer',
         received_at: 'integer',
+        latency_ms: 'integer',
       },
       status: { online: 'boolean' },
     });

@@ -72,7 +72,9 @@ export function readingLine(reading: Reading, site: string, receivedAtMs: number
   if (reading.batteryPct !== undefined) line += `,battery=${float('battery', reading.batteryPct)}`;
   if (reading.rssiDbm !== undefined) line += `,rssi=${float('rssi', reading.rssiDbm)}`;
   // alarms is always written (0 = none), so "readings carrying alarm X" is a plain bit test (SPEC section 4).
-  return `${line},seq=${integer('seq', reading.seq)},alarms=${integer('alarms', alarmMask(reading.alarms))},received_at=${integer('received_at', receivedAtMs)} ${timestampMs(reading.tsMs)}`;
+  // latency_ms (received_at − ts) is derived, beside SPEC section 2's fields: InfluxQL cannot subtract
+  // a point's time from a field, and with it the latency percentiles are computed inside InfluxDB.
+  return `${line},seq=${integer('seq', reading.seq)},alarms=${integer('alarms', alarmMask(reading.alarms))},received_at=${integer('received_at', receivedAtMs)},latency_ms=${integer('latency_ms', receivedAtMs - reading.tsMs)} ${timestampMs(reading.tsMs)}`;
 }
 
 /** A meter's online state as a point of measurement `status` (SPEC section 2). */

@@ -62,6 +62,9 @@ describe('durable store (SQLite, real file)', () => {
     const store = openDurableStore({ path: tempPath() });
     await store.addDeadLetters([letter('ERR_READING_JSON'), letter('ERR_METER_UNKNOWN'), letter('ERR_METER_UNKNOWN')]);
     expect(store.rejectionCounts()).toEqual({ ERR_READING_JSON: 1, ERR_METER_UNKNOWN: 2 });
+    await store.addDeadLetters([{ ...letter('ERR_TS_FUTURE'), meterId: 'M2', receivedAtMs: 10 }]);
+    expect(store.rejectionCountsByMeter(0, 10)).toEqual({ M1: { ERR_READING_JSON: 1, ERR_METER_UNKNOWN: 2 } });
+    expect(store.rejectionCountsByMeter(0, 11)).toEqual({ M1: { ERR_READING_JSON: 1, ERR_METER_UNKNOWN: 2 }, M2: { ERR_TS_FUTURE: 1 } });
     const unknown = store.listDeadLetters({ code: 'ERR_METER_UNKNOWN' });
     expect(unknown.map((d) => d.id)).toEqual([2, 3]);
     store.markReplayed([2], 99);

@@ -70,6 +70,8 @@ export interface DurableStore {
   listDeadLetters(options?: { limit?: number; afterId?: number; code?: string; includeReplayed?: boolean }): DeadLetter[];
   markReplayed(ids: readonly number[], atMs: number): void;
   rejectionCounts(): Record<string, number>;
+  /** Rejections received in [fromMs, toMs), per meter (null: no meter in the topic) and reason (SPEC section 4, `rejected`). */
+  rejectionCountsByMeter(fromMs: number, toMs: number): Record<string, Record<string, number>>;
   /** Called after each commit that added spool records (the in-process ingest wakes on it). */
   onAppended(listener: () => void): () => void;
   close(): void;
@@ -135,6 +137,9 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   const selectDepth = db.prepare('SELECT min(id) AS first, max(id) AS last FROM spool');
   const selectOldest = db.prepare('SELECT received_at FROM spool ORDER BY id LIMIT 1').pluck();
   const selectCounts = db.prepare('SELECT code, count(*) AS n FROM dead_letter GROUP BY code');
+  const selectCountsByMeter = db.prepare(
+    'SELECT coalesce(meter_id, \'\') AS meter, code, count(*) AS n FROM dead_letter WHERE received_at >= ? AND received_at < ? GROUP BY meter_id, code',
+  );
   const updateReplayed = db.prepare('UPDATE dead_letter SET replayed_at = ? WHERE id = ?');
 
   const commit = db.transaction((batch: readonly PendingAppend[]) => {
@@ -247,6 +252,13 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     rejectionCounts() {
       const counts: Record<string, number> = {};
       for (const row of selectCounts.all() as { code: string; n: number }[]) counts[row.code] = row.n;
+      return counts;
+    },
+    rejectionCountsByMeter(fromMs, toMs) {
+      const counts: Record<string, Record<string, number>> = {};
+      for (const row of selectCountsByMeter.all(fromMs, toMs) as { meter: string; code: string; n: number }[]) {
+        (counts[row.meter] ??= {})[row.code] = row.n;
+      }
       return counts;
     },
     onAppended(listener) {

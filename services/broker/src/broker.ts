@@ -86,7 +86,7 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
   }
 
   if (settings.allowAnonymous) {
-    log.warn('ANONYMOUS ACCESS IS ON: any client on the network can publish readings for any meter. Use this only in a lab; remove --allow-anonymous for a real pilot.');
+    log.warn('ANONYMOUS ACCESS IS ON: any client on the network can publish readings for any meter. Use this only in a lab; unset FLOWPILOT_ALLOW_ANONYMOUS for a real pilot.');
   }
 
   const aedes = await Aedes.createBroker({

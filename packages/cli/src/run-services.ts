@@ -170,10 +170,16 @@ export async function runSimulator(settings: Settings, pilot: PilotConfig, login
   return { name: 'simulator', stop: () => simulator.stop() };
 }
 
-/** Stops services in reverse start order; each gets its own deadline so one stuck part cannot hold the rest. */
-export async function stopAll(running: Running[], log: Logger, deadlineMs = 5000): Promise<void> {
+/**
+ * Stops services in reverse start order within one overall deadline (SIGTERM must end a
+ * service within 5 s); a part that is still stuck when its share runs out is left behind so
+ * the rest still stop. What was accepted is safe either way: it is in the durable store.
+ */
+export async function stopAll(running: Running[], log: Logger, deadlineMs = 4500): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
   for (const service of [...running].reverse()) {
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, deadlineMs, 'timeout').unref());
+    const remainingMs = Math.max(100, deadline - Date.now());
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, remainingMs, 'timeout').unref());
     const outcome = await Promise.race([service.stop().then(() => 'stopped' as const, (error: unknown) => error), timeout]);
     if (outcome === 'timeout') log.warn({ service: service.name }, 'did not stop in time');
     else if (outcome !== 'stopped') log.warn({ service: service.name, err: (outcome as Error).message }, 'stopped with an error');

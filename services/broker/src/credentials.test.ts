@@ -32,6 +32,13 @@ describe('credentials', () => {
     expect(await store.verify('M1', generated)).toEqual({ id: 'M1', role: 'meter' });
     expect(await store.verify('M1', 'wrong')).toBeNull();
     expect(await store.verify('nobody', generated)).toBeNull();
+    // A second check of the same password is answered from the verified cache, a wrong one never is.
+    expect(await store.verify('M1', generated)).toEqual({ id: 'M1', role: 'meter' });
+    expect(await store.verify('M1', `${generated}x`)).toBeNull();
+    // Replacing the login invalidates what was verified.
+    await store.add('M1', 'meter', 'new-password');
+    expect(await store.verify('M1', generated)).toBeNull();
+    expect(await store.verify('M1', 'new-password')).toEqual({ id: 'M1', role: 'meter' });
     // A second handle (another process) sees the logins: the file is the truth.
     expect(openCredentialsStore(path).list()).toEqual([
       { id: 'M1', role: 'meter' },

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,6 +62,12 @@ export interface CredentialsStore {
 export function openCredentialsStore(path: string): CredentialsStore {
   let cached: CredentialsFile = { version: 1, logins: {} };
   let cachedMtimeMs = -1;
+  // Logins verified since the file last changed, keyed by an HMAC of the password under a key
+  // that lives only in this process: a reconnect storm (500 meters after a broker restart, or
+  // every service client sharing one login) costs one scrypt per login, not one per connection.
+  const verifiedKey = randomBytes(32);
+  const verified = new Map<string, Buffer>();
+  const mac = (username: string, password: string | Buffer) => createHmac('sha256', verifiedKey).update(username).update('\0').update(password).digest();
 
   function load(): CredentialsFile {
     let mtimeMs: number;
@@ -71,6 +77,7 @@ export function openCredentialsStore(path: string): CredentialsStore {
       return cached;
     }
     if (mtimeMs !== cachedMtimeMs) {
+      verified.clear();
       const parsed = JSON.parse(readFileSync(path, 'utf8')) as CredentialsFile;
       cached = { version: 1, logins: parsed.logins ?? {} };
       cachedMtimeMs = mtimeMs;
@@ -85,13 +92,19 @@ export function openCredentialsStore(path: string): CredentialsStore {
     renameSync(temp, path);
     cached = file;
     cachedMtimeMs = statSync(path).mtimeMs;
+    verified.clear();
   }
 
   return {
     async verify(username, password) {
       const login = load().logins[username];
       if (!login) return null;
-      return (await verifyPassword(password, login.hash)) ? { id: login.id, role: login.role } : null;
+      const known = verified.get(username);
+      const digest = mac(username, password);
+      if (known && timingSafeEqual(known, digest)) return { id: login.id, role: login.role };
+      if (!(await verifyPassword(password, login.hash))) return null;
+      verified.set(username, digest);
+      return { id: login.id, role: login.role };
     },
     async add(id, role, password) {
       const secret = password ?? generatePassword();

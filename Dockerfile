@@ -7,6 +7,9 @@ COPY package.json package-lock.json ./
 COPY packages/schema/package.json packages/schema/
 COPY packages/influx/package.json packages/influx/
 COPY packages/store/package.json packages/store/
+COPY packages/metrics/package.json packages/metrics/
+COPY packages/i18n/package.json packages/i18n/
+COPY packages/report/package.json packages/report/
 COPY packages/cli/package.json packages/cli/
 COPY services/broker/package.json services/broker/
 COPY services/ingest/package.json services/ingest/

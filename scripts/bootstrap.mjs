@@ -37,6 +37,7 @@ if (command === 'start') {
   const steps = [
     ['lint', ['npx', ['eslint', '.']]],
     ['typecheck', ['npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']]],
+    ['typecheck (dashboard, browser code)', ['npx', ['tsc', '-p', 'services/api/dashboard/tsconfig.json', '--noEmit']]],
     ['unit and integration tests', ['npx', ['vitest', 'run', ...args]]],
   ];
   for (const [name, [cmd, cmdArgs]] of steps) {

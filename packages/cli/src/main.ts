@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { DEFAULT_BROKER_OPTIONS } from '@flowpilot/broker';
+import { progressBar, writeReport } from '@flowpilot/report';
 import { createMeterRegistry, FlowPilotError } from '@flowpilot/schema';
 import { parseDuration } from '@flowpilot/simulator';
 import { createLogger } from './logger.ts';
@@ -15,12 +17,15 @@ import {
   pipelineReadiness,
   runSimulator,
   stopAll,
+  storePath,
   type Running,
 } from './run-services.ts';
 import { createMetricsRegistry, serveMetrics } from './prometheus.ts';
 import { replayDeadLetters } from './replay-dead-letters.ts';
 import { ensureServiceLogin, readServiceLogin, type MqttLogin } from './service-logins.ts';
 import { loadSettings, type Settings } from './settings.ts';
+
+const VERSION = '0.1.0';
 
 const HELP = `flowpilot — telemetry pipeline for flowmeter demonstration pilots
 
@@ -40,6 +45,8 @@ Usage: flowpilot <command> [options]
   deadletters list [--code C] [--limit N]  rejected messages, with their reasons
   deadletters replay [--code C] [--meter M] validate dead letters again (after fixing the pilot
                                            file) and send the ones that pass to InfluxDB
+  report --from T --to T --format pdf|csv --out FILE [--lang en|ru] [--api URL]
+                                           the evaluator's report from a running API, with a progress bar
   check [pilot.yaml]                       validate a pilot file
 
 Settings come from the environment: FLOWPILOT_PILOT, FLOWPILOT_DATA_DIR, FLOWPILOT_MQTT_PORT,
@@ -101,6 +108,7 @@ async function start(args: string[]): Promise<void> {
     const api = await runApi(settings, pilot, influx, await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api'), log, {
       metrics,
       readinessChecks: pipelineReadiness(store, ingest.ingest, settings.readyMaxLagSec * 1000),
+      rejections: (fromMs, toMs) => store.rejectionCountsByMeter(fromMs, toMs),
     });
     running.push(api);
     console.log(`\n  FlowPilot is running: pilot "${pilot.pilot.name}", ${pilot.meters.length} meters`);
@@ -171,7 +179,15 @@ async function api(): Promise<void> {
   stopOnSignal(running, log);
   if (!settings.influxUrl) throw new FlowPilotError('ERR_CONFIG', 'flowpilot api needs FLOWPILOT_INFLUX_URL (the InfluxDB that the ingest writes to)');
   const { influx } = await connectInflux(settings, log);
-  running.push(await runApi(settings, pilot, influx, serviceLogin(settings, 'flowpilot-api'), log, { metrics: createMetricsRegistry() }));
+  // On the broker's host the dead letters are in the data dir: /metrics reports them per meter.
+  const store = existsSync(storePath(settings)) ? openStore(settings) : null;
+  if (store) running.push({ name: 'store', stop: async () => store.close() });
+  running.push(
+    await runApi(settings, pilot, influx, serviceLogin(settings, 'flowpilot-api'), log, {
+      metrics: createMetricsRegistry(),
+      ...(store ? { rejections: (fromMs: number, toMs: number) => store.rejectionCountsByMeter(fromMs, toMs) } : {}),
+    }),
+  );
 }
 
 async function simulate(args: string[]): Promise<void> {
@@ -245,6 +261,55 @@ async function replay(args: string[]): Promise<void> {
   }
 }
 
+/** ISO 8601 with an offset, or epoch milliseconds (SPEC section 5). */
+function parseTime(flag: string, value: string | undefined): number {
+  const ms = value === undefined ? NaN : /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new FlowPilotError('ERR_CONFIG', `--${flag} ${value ?? ''}: expected an ISO 8601 time such as 2026-11-01T00:00:00+05:00, or epoch milliseconds`);
+  return ms;
+}
+
+async function report(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { from: { type: 'string' }, to: { type: 'string' }, format: { type: 'string', default: 'pdf' }, out: { type: 'string' }, lang: { type: 'string', default: 'en' }, api: { type: 'string' } },
+  });
+  const settings = loadSettings();
+  const pilot = loadPilot(settings.pilotFile);
+  const fromMs = parseTime('from', values.from);
+  const toMs = parseTime('to', values.to);
+  if (values.format !== 'pdf' && values.format !== 'csv') throw new FlowPilotError('ERR_CONFIG', `--format ${values.format}: expected pdf or csv`);
+  if (!values.out) throw new FlowPilotError('ERR_CONFIG', 'usage: flowpilot report --from T --to T --format pdf|csv --out FILE [--lang en|ru] [--api URL]');
+  const api = (values.api ?? `http://127.0.0.1:${settings.httpPort}`).replace(/\/+$/, '');
+  const get = async (path: string, window: { fromMs: number; toMs: number }, as: 'json' | 'text') => {
+    let response: Response;
+    try {
+      response = await fetch(`${api}${path}?from=${window.fromMs}&to=${window.toMs}`);
+    } catch {
+      throw new FlowPilotError('ERR_CONFIG', `the FlowPilot API at ${api} is not reachable: start FlowPilot (npm start) or pass --api URL`);
+    }
+    if (!response.ok) throw new FlowPilotError('ERR_CONFIG', `GET ${path} answered ${response.status}: ${await response.text()}`);
+    return as === 'json' ? response.json() : response.text();
+  };
+  const { out, bytes } = await writeReport({
+    pilot: { ...pilot.pilot, meters: pilot.meters },
+    fetchMetrics: (window) => get('/api/v1/metrics', window, 'json'),
+    fetchErrorCurve: (id, window) => get(`/api/v1/meters/${encodeURIComponent(id)}/error-curve`, window, 'json'),
+    fetchMetricsCsv: async (window) => (await get('/api/v1/reports/metrics.csv', window, 'text')) as string,
+    fromMs,
+    toMs,
+    format: values.format,
+    out: values.out,
+    lang: values.lang,
+    softwareVersion: VERSION,
+    dataSource: `FlowPilot API ${api}`,
+    onProgress: (progress) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r${progressBar(progress)}`);
+    },
+  });
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  console.log(`Wrote ${out} (${bytes} bytes).`);
+}
+
 function check(args: string[]): void {
   const path = args[0] ?? loadSettings().pilotFile;
   const pilot = loadPilot(path);
@@ -260,6 +325,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void> | void> = {
   simulate,
   credentials,
   deadletters,
+  report,
   check,
 };
 

@@ -115,7 +115,12 @@ export async function runApi(
   influx: InfluxClient,
   login: MqttLogin,
   log: Logger,
-  extra: { metrics: Registry; readinessChecks?: Record<string, () => { ok: boolean; reason?: string }> },
+  extra: {
+    metrics: Registry;
+    readinessChecks?: Record<string, () => { ok: boolean; reason?: string }>;
+    /** Dead letters per meter and reason for /metrics' `rejected` (the durable store of this host). */
+    rejections?: (fromMs: number, toMs: number) => Record<string, Record<string, number>>;
+  },
 ): Promise<Running & { url: string }> {
   const liveFeed = createMqttLiveFeed({
     mqttUrl: settings.mqttUrl,
@@ -129,9 +134,12 @@ export async function runApi(
     pilot,
     influx,
     liveFeed,
-    log: log.child({ service: 'api' }),
+    // Per-request access logs (info) would bury the operator's messages: a dashboard polls. Errors still show.
+    log: log.child({ service: 'api' }, { level: 'warn' }),
     metrics: extra.metrics,
+    metricsWarmupDays: 30,
     ...(extra.readinessChecks ? { readinessChecks: extra.readinessChecks } : {}),
+    ...(extra.rejections ? { rejections: extra.rejections } : {}),
   });
   await app.listen({ port: settings.httpPort, host: settings.listenHost });
   const url = `http://${settings.listenHost === '0.0.0.0' ? '127.0.0.1' : settings.listenHost}:${settings.httpPort}`;

@@ -26,8 +26,16 @@ import { queryBuckets, queryLatestReading, queryLatestReadings, queryRawReadings
 import type { LiveFeed } from './live-feed.ts';
 import { registerLiveRoute } from './live-route.ts';
 import { meterView } from './meter-view.ts';
+import { registerMetricsRoutes } from './metrics-routes.ts';
+import { reportRoute } from './report-route.ts';
+import type { RejectionsProvider } from './metrics-routes.ts';
+import type { ReadingCacheOptions } from './reading-cache.ts';
 
 export interface ApiOptions {
+  /** The validated day cache behind /metrics (reading-cache.ts); false reads InfluxDB on every call. */
+  readingCache?: false | Partial<ReadingCacheOptions>;
+  /** Days the cache reads in the background once listening (0: none). */
+  metricsWarmupDays?: number;
   pilot: PilotConfig;
   influx: InfluxClient;
   liveFeed: LiveFeed;
@@ -48,6 +56,11 @@ export interface ApiOptions {
   clock?: () => number;
   /** More /readyz checks from the process around the API (the durable store's lag, the ingest). */
   readinessChecks?: Record<string, () => ReadinessCheck>;
+  /**
+   * Rejected messages per meter and reason code in [fromMs, toMs) (SPEC section 4 `rejected`):
+   * the durable store's `rejectionCountsByMeter`. Absent: every meter reports `{}`.
+   */
+  rejections?: RejectionsProvider;
   /** A Prometheus registry to serve at /metrics (prom-client's Registry fits). */
   metrics?: { metrics(): Promise<string>; contentType: string };
 }
@@ -87,8 +100,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
 
   // With `loggerInstance` fastify types the instance by the logger's type; callers need only the
   // base FastifyInstance, whose `log` is the same pino logger.
-  // Per-request access logs would bury the operator's messages (a dashboard polls); errors are still logged.
-  const base = { frameworkErrors: frameworkErrorHandler, disableRequestLogging: true };
+  const base = { frameworkErrors: frameworkErrorHandler };
   const app = (settings.log ? Fastify({ ...base, loggerInstance: settings.log }) : Fastify({ ...base, logger: false })) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -110,6 +122,8 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         { name: 'pilot', description: 'The pilot, its meters and their live status' },
         { name: 'readings', description: 'Time series from InfluxDB' },
         { name: 'live', description: 'Readings as they arrive' },
+        { name: 'metrics', description: 'SPEC section 4 performance metrics and OIML R49 accuracy' },
+        { name: 'reports', description: 'The evaluator\'s exports (CSV)' },
       ],
     },
     transform: jsonSchemaTransform,
@@ -266,7 +280,28 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
 
+  registerMetricsRoutes(app, {
+    pilot,
+    influx,
+    clock,
+    maxWindowDays: settings.maxWindowDays,
+    rejections: options.rejections,
+    meterOr404,
+    ...(options.readingCache !== undefined ? { readingCache: options.readingCache } : {}),
+    ...(options.metricsWarmupDays !== undefined ? { warmupDays: options.metricsWarmupDays } : {}),
+  });
   registerLiveRoute(app, { liveFeed, meterIds: pilot.meters.map((m) => m.id), heartbeatMs: settings.sseHeartbeatMs });
+  // The cover names the data source; a URL's credentials never reach a report.
+  const source = new URL(influx.config.url);
+  source.username = '';
+  source.password = '';
+  await app.register(reportRoute, {
+    pilot,
+    version: settings.version,
+    clock,
+    maxWindowDays: settings.maxWindowDays,
+    dataSource: `InfluxDB ${source.origin}, database ${influx.config.database}`,
+  });
   await registerDashboardRoutes(app);
 
   return app;

@@ -2,8 +2,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { dashboardAssets } from './dashboard-bundle.ts';
 
-/** The dashboard's files: plain HTML, CSS and JS, no build step (STYLE, services/api). */
+/** The dashboard's static files (index.html, style.css); its script is bundled from dashboard/ (dashboard-bundle.ts). */
 export const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -16,20 +17,25 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /**
- * Serves the few files of `public/` from memory, each at its own fixed route (`/` is
- * index.html). Reading them once at start-up leaves no path that a request could steer
+ * Serves `public/` from memory, each file at its own fixed route (`/` is index.html), plus
+ * `/dashboard.js` (the bundled dashboard) and `/dashboard.css` (uPlot's stylesheet and
+ * style.css). Reading everything once at start-up leaves no path that a request could steer
  * outside the folder.
  */
 export async function registerDashboardRoutes(app: FastifyInstance, dir = PUBLIC_DIR): Promise<void> {
+  const files = new Map<string, { body: Buffer | string; contentType: string }>();
   const names = (await readdir(dir, { withFileTypes: true })).filter((entry) => entry.isFile() && CONTENT_TYPES[extname(entry.name)]);
   for (const entry of names) {
     const body = await readFile(`${dir}/${entry.name}`);
     const contentType = CONTENT_TYPES[extname(entry.name)] ?? 'application/octet-stream';
-    const urls = entry.name === 'index.html' ? ['/', '/index.html'] : [`/${entry.name}`];
-    for (const url of urls) {
-      app.get(url, { schema: { hide: true } }, (_request, reply) => {
-        reply.header('content-type', contentType).header('cache-control', 'no-cache').send(body);
-      });
-    }
+    for (const url of entry.name === 'index.html' ? ['/', '/index.html'] : [`/${entry.name}`]) files.set(url, { body, contentType });
+  }
+  const assets = await dashboardAssets(undefined, names.some((entry) => entry.name === 'style.css') ? `${dir}/style.css` : undefined);
+  files.set('/dashboard.js', { body: assets.js, contentType: CONTENT_TYPES['.js'] as string });
+  files.set('/dashboard.css', { body: assets.css, contentType: CONTENT_TYPES['.css'] as string });
+  for (const [url, file] of files) {
+    app.get(url, { schema: { hide: true } }, (_request, reply) => {
+      reply.header('content-type', file.contentType).header('cache-control', 'no-cache').send(file.body);
+    });
   }
 }

@@ -1,0 +1,92 @@
+/**
+ * Number and time formats shared by the dashboard and the PDF report, so that a figure reads
+ * the same in both (and a test can look for it in either). Browser-safe.
+ */
+
+const numberFormats = new Map<string, Intl.NumberFormat>();
+
+function numberFormat(locale: string, digits: number, signed: boolean): Intl.NumberFormat {
+  const key = `${locale}|${digits}|${signed}`;
+  let format = numberFormats.get(key);
+  if (!format) {
+    format = new Intl.NumberFormat(locale, {
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+      signDisplay: signed ? 'exceptZero' : 'auto',
+    });
+    numberFormats.set(key, format);
+  }
+  return format;
+}
+
+/** A number with a fixed count of decimals; `—` for null (no data). */
+export function formatNumber(locale: string, value: number | null | undefined, digits = 2): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? '—' : numberFormat(locale, digits, false).format(value);
+}
+
+/** A ratio 0…1 as per cent, e.g. 0.9931 → "99.31 %". */
+export function formatRatioPct(locale: string, ratio: number | null | undefined, digits = 2): string {
+  return ratio === null || ratio === undefined || !Number.isFinite(ratio) ? '—' : `${numberFormat(locale, digits, false).format(ratio * 100)} %`;
+}
+
+/** Digits of an accuracy error: a class 1 meter's MPE is ±1 %, so thousandths of a per cent still matter. */
+export const ERROR_DIGITS = 3;
+
+/** A signed error in per cent, e.g. "+1.234 %", "−0.500 %", "0.000 %"; `—` for null. */
+export function formatErrorPct(locale: string, errorPct: number | null | undefined): string {
+  return errorPct === null || errorPct === undefined || !Number.isFinite(errorPct) ? '—' : `${numberFormat(locale, ERROR_DIGITS, true).format(errorPct)} %`;
+}
+
+/** "±2 %" style limit; MPE values are whole or short decimals, shown with up to 2 decimals. */
+export function formatMpePct(locale: string, mpePct: number): string {
+  const text = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 }).format(mpePct);
+  return `±${text} %`;
+}
+
+/** A duration in ms as "2 h 05 min", "45 s", "3 d 4 h" (units stay SI symbols in every language). */
+export function formatDurationMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '—';
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const min = Math.round(s / 60);
+  if (min < 120) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 48) return `${h} h ${String(min % 60).padStart(2, '0')} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+const dateFormats = new Map<string, Intl.DateTimeFormat>();
+
+function dateFormat(locale: string, timeZone: string, withTime: boolean, withSeconds: boolean): Intl.DateTimeFormat {
+  const key = `${locale}|${timeZone}|${withTime}|${withSeconds}`;
+  let format = dateFormats.get(key);
+  if (!format) {
+    format = new Intl.DateTimeFormat(locale, {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      ...(withTime ? { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' as const } : {}),
+      ...(withSeconds ? { second: '2-digit' } : {}),
+    });
+    dateFormats.set(key, format);
+  }
+  return format;
+}
+
+/** A moment as a local date and time in the pilot's zone (the caller labels the zone once per page). */
+export function formatDateTime(locale: string, timeZone: string, ms: number, withSeconds = false): string {
+  return dateFormat(locale, timeZone, true, withSeconds).format(ms);
+}
+
+export function formatDate(locale: string, timeZone: string, ms: number): string {
+  return dateFormat(locale, timeZone, false, false).format(ms);
+}
+
+/** The zone's offset at `ms` as "+05:00", for the label "Asia/Almaty (UTC+05:00)". */
+export function formatUtcOffset(timeZone: string, ms: number): string {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(ms);
+  const name = parts.find((part) => part.type === 'timeZoneName')?.value ?? 'GMT';
+  const offset = name.replace('GMT', '');
+  return offset === '' ? '+00:00' : offset;
+}

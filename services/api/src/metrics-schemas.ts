@@ -1,0 +1,147 @@
+import { z } from 'zod';
+import { ALARMS, METER_ROLES } from '@flowpilot/schema';
+import { ERROR_CONVENTION } from '@flowpilot/metrics';
+import { readingsQuerySchema } from './api-schemas.ts';
+
+/**
+ * Schemas of the evaluator's routes (SPEC sections 4 and 5): /metrics, /meters/{id}/error-curve
+ * and the CSV reports. Field names are those of packages/metrics (units in the names: M3, M3h,
+ * Ms, Pct), so the JSON and the pure functions read the same.
+ */
+
+export const DEFAULT_METRICS_WINDOW_DAYS = 7;
+export const MAX_ERROR_CURVE_BINS = 100;
+
+const { from, to, every } = readingsQuerySchema.shape;
+
+export const metricsQuerySchema = z.object({
+  from: from.describe(`Start of the window W, inclusive: an ISO 8601 time with an offset or epoch milliseconds. Default: ${DEFAULT_METRICS_WINDOW_DAYS} days before \`to\`.`),
+  to: to.describe('End of the window W, exclusive: an ISO 8601 time with an offset or epoch milliseconds. Default: now.'),
+});
+
+export const errorCurveQuerySchema = metricsQuerySchema.extend({
+  bins: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_ERROR_CURVE_BINS)
+    .optional()
+    .describe(`Log-spaced bins from Q1 to Q4, 1 to ${MAX_ERROR_CURVE_BINS}. Default 12.`),
+});
+
+export const readingsCsvQuerySchema = metricsQuerySchema.extend({
+  meter: z.string().min(1).optional().describe('Meter id; all meters of the pilot when absent.'),
+  every,
+});
+
+const nullableNumber = (description: string) => z.number().nullable().describe(description);
+
+const zoneAccuracySchema = z.object({
+  error: nullableNumber('E = (ΣΔV_test − ΣΔV_ref) / ΣΔV_ref × 100, %; null without intervals'),
+  mpe: z.number().describe('Maximum permissible error, ± % (OIML R49-1 3.2)'),
+  verdict: z.enum(['pass', 'fail', 'insufficient']).describe('pass if |E| ≤ MPE; insufficient with fewer than minIntervals intervals'),
+  intervals: z.number().int(),
+  volumeTestM3: z.number(),
+  volumeRefM3: z.number(),
+});
+
+export const accuracySchema = z
+  .object({
+    convention: z.literal(ERROR_CONVENTION),
+    meterId: z.string(),
+    accuracyClass: z.union([z.literal(1), z.literal(2)]),
+    intervalSec: z.number(),
+    q1M3h: z.number().describe('Q1 = Q3 / R'),
+    q2M3h: z.number().describe('Q2 = 1.6 · Q1'),
+    q3M3h: z.number().describe('Q3, from the pilot file'),
+    q4M3h: z.number().describe('Q4 = 1.25 · Q3'),
+    waterTemperatureC: nullableNumber('Mean water temperature that chose the upper-zone MPE, °C; null = unknown, ≤ 30 °C limits'),
+    temperatureSource: z.enum(['test', 'reference', 'none', 'option']),
+    minIntervals: z.number().int(),
+    overall: zoneAccuracySchema.describe('Both zones; MPE = the zones\' MPEs weighted by reference volume (informative)'),
+    lower: zoneAccuracySchema.describe('Q1 ≤ q < Q2'),
+    upper: zoneAccuracySchema.describe('Q2 ≤ q ≤ Q4'),
+    totalIntervals: z.number().int(),
+    excluded: z.object({ belowQ1: z.number().int(), overload: z.number().int(), missing: z.number().int(), reset: z.number().int() }),
+  })
+  .describe(`Accuracy of a test meter against its reference (SPEC section 4, OIML R49). ${ERROR_CONVENTION}`);
+
+const nightSchema = z.object({
+  night: z.string().describe('Local date the night window ends on'),
+  fromMs: z.number(),
+  toMs: z.number(),
+  meanM3h: z.number().nullable(),
+  readings: z.number().int(),
+  expected: z.number().int(),
+  counted: z.boolean().describe('readings ≥ half of expected'),
+});
+
+export const meterMetricsSchema = z.object({
+  meterId: z.string(),
+  role: z.enum(METER_ROLES),
+  reference: z.string().nullable(),
+  window: z.object({ fromMs: z.number(), toMs: z.number() }),
+  intervalSec: z.number(),
+  expected: z.number().int().describe('⌊|W| / Δ⌋'),
+  received: z.number().int().describe('Distinct reading timestamps stored in W'),
+  completeness: nullableNumber('min(1, received / expected), 0…1'),
+  delivery: nullableNumber('distinct seq / seq produced, 0…1 (a seq that goes down starts a new run)'),
+  seq: z.object({ distinct: z.number().int(), produced: z.number().int(), restarts: z.number().int() }),
+  gaps: z.object({
+    count: z.number().int(),
+    longestMs: z.number(),
+    totalMs: z.number(),
+    thresholdMs: z.number().describe('3Δ: a stretch without readings longer than this is a gap'),
+    longest: z.object({ fromMs: z.number(), toMs: z.number() }).nullable(),
+  }),
+  latencyMs: z.object({ count: z.number().int(), p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable(), max: z.number().nullable() }),
+  volumeM3: z.number().describe('Sum of the positive steps of total in W'),
+  totalizerResets: z.number().int(),
+  flow: z.object({ count: z.number().int(), meanM3h: z.number().nullable(), minM3h: z.number().nullable(), maxM3h: z.number().nullable() }),
+  minNightFlow: z.object({
+    minM3h: z.number().nullable(),
+    minNight: z.string().nullable(),
+    latestM3h: z.number().nullable(),
+    latestNight: z.string().nullable(),
+    nights: z.number().int(),
+    byNight: z.array(nightSchema),
+  }),
+  totalizerConsistency: z.object({
+    percent: nullableNumber('(∫flow dt − volume) / volume × 100 over pairs of readings ≤ 3Δ apart without a reset'),
+    integralM3: z.number(),
+    volumeM3: z.number(),
+    pairs: z.number().int(),
+    skippedPairs: z.object({ gap: z.number().int(), reset: z.number().int() }),
+  }),
+  alarms: z.object(Object.fromEntries(ALARMS.map((name) => [name, z.number().int()])) as Record<(typeof ALARMS)[number], z.ZodNumber>),
+  rejected: z.record(z.string(), z.number().int()).describe('Rejected messages of this meter in W, by reason code'),
+  accuracy: accuracySchema.nullable().describe('Test meters only; null otherwise'),
+});
+
+export const metricsResponseSchema = z.object({
+  pilotId: z.string(),
+  from: z.string().describe('Start of W (ISO 8601, UTC)'),
+  to: z.string().describe('End of W, exclusive (ISO 8601, UTC)'),
+  convention: z.literal(ERROR_CONVENTION).describe('The sign convention of every accuracy error'),
+  meters: z.array(meterMetricsSchema),
+});
+
+export const errorCurveResponseSchema = z.object({
+  meterId: z.string(),
+  reference: z.string(),
+  from: z.string(),
+  to: z.string(),
+  convention: z.literal(ERROR_CONVENTION),
+  bins: z.array(
+    z.object({
+      qFromM3h: z.number(),
+      qToM3h: z.number(),
+      qMidM3h: z.number().describe('Geometric mid-point'),
+      error: nullableNumber('%, volume-weighted; null for an empty bin'),
+      intervals: z.number().int(),
+      mpe: z.number().describe('MPE at qMid, ± %'),
+      volumeTestM3: z.number(),
+      volumeRefM3: z.number(),
+    }),
+  ),
+});

@@ -1,0 +1,220 @@
+import { quoteIdentifier, timeLiteral } from '@flowpilot/influx';
+import type { InfluxClient } from '@flowpilot/influx';
+import { queryReadingColumns } from './influx-metrics.ts';
+import type { ColumnsQuery, ReadingColumns } from './influx-metrics.ts';
+
+/**
+ * A validated cache of each meter's reading columns, one entry per meter and UTC day.
+ *
+ * Reading a month of one-minute data out of InfluxDB 1.6 costs ~0.25 s per meter (its JSON
+ * encoding, measured in influx-metrics.ts), so /api/v1/metrics over 20 meters would take
+ * seconds. Most of those days do not change between two requests, so they are kept here — but
+ * never trusted blindly: before each use, ONE aggregate query over all meters asks InfluxDB for
+ * each day's `count(total)` and `max(received_at)`, and a day whose pair differs from the cached
+ * one is read again. Every write FlowPilot makes either adds a point (count changes) or rewrites
+ * one with a later receive time (max changes), or rewrites identical data (a replayed batch),
+ * so a stale day cannot go unnoticed. Points written by other tools without `received_at` are
+ * the one blind spot: such a rewrite is seen only if it changes the count.
+ */
+export interface ColumnsReader {
+  /** Checks the cached days of these meters over [fromMs, toMs] against InfluxDB; call once per request. */
+  validate(meterIds: readonly string[], fromMs: number, toMs: number): Promise<void>;
+  read(query: ColumnsQuery): Promise<ReadingColumns>;
+  stats(): { entries: number; bytes: number; hits: number; misses: number };
+}
+
+export interface ReadingCacheOptions {
+  /** Entries beyond this many bytes are evicted, least recently used first. */
+  maxBytes: number;
+}
+
+export const DEFAULT_READING_CACHE_OPTIONS: ReadingCacheOptions = { maxBytes: 768 * 1024 * 1024 };
+
+const DAY_MS = 86_400_000;
+const COLUMN_NAMES = ['tsMs', 'seq', 'flowM3h', 'totalM3', 'receivedAtMs', 'alarmsMask', 'temperatureC'] as const;
+
+interface DayEntry {
+  count: number;
+  maxReceivedAtMs: number | null;
+  columns: ReadingColumns;
+  bytes: number;
+}
+
+/** Reads without a cache: what the API did before, and what tests compare against. */
+export function createDirectColumnsReader(influx: InfluxClient): ColumnsReader {
+  return {
+    validate: async () => {},
+    read: (query) => queryReadingColumns(influx, query),
+    stats: () => ({ entries: 0, bytes: 0, hits: 0, misses: 0 }),
+  };
+}
+
+function emptyColumns(n: number): ReadingColumns {
+  return {
+    tsMs: new Float64Array(n),
+    seq: new Float64Array(n),
+    flowM3h: new Float64Array(n),
+    totalM3: new Float64Array(n),
+    receivedAtMs: new Float64Array(n),
+    alarmsMask: new Float64Array(n),
+    temperatureC: new Float64Array(n),
+  };
+}
+
+/** The first index whose time is ≥ t (or > t when `after`), by binary search. */
+function lowerBound(times: Float64Array, t: number, after = false): number {
+  let lo = 0;
+  let hi = times.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (times[mid]! < t || (after && times[mid] === t)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function concatSlice(days: readonly ReadingColumns[], fromMs: number, toMs: number, toInclusive: boolean): ReadingColumns {
+  const ranges = days.map((day) => [lowerBound(day.tsMs, fromMs), lowerBound(day.tsMs, toMs, toInclusive)] as const);
+  const n = ranges.reduce((sum, [a, b]) => sum + Math.max(0, b - a), 0);
+  const out = emptyColumns(n);
+  let offset = 0;
+  days.forEach((day, d) => {
+    const [a, b] = ranges[d]!;
+    if (b <= a) return;
+    for (const name of COLUMN_NAMES) out[name].set(day[name].subarray(a, b), offset);
+    offset += b - a;
+  });
+  return out;
+}
+
+function splitByDay(columns: ReadingColumns, firstDayMs: number, dayCount: number): ReadingColumns[] {
+  const days: ReadingColumns[] = [];
+  for (let d = 0; d < dayCount; d++) {
+    const start = firstDayMs + d * DAY_MS;
+    const a = lowerBound(columns.tsMs, start);
+    const b = lowerBound(columns.tsMs, start + DAY_MS);
+    const day = emptyColumns(b - a);
+    for (const name of COLUMN_NAMES) day[name].set(columns[name].subarray(a, b));
+    days.push(day);
+  }
+  return days;
+}
+
+export function createCachedColumnsReader(influx: InfluxClient, options: Partial<ReadingCacheOptions> = {}): ColumnsReader {
+  const settings = { ...DEFAULT_READING_CACHE_OPTIONS, ...options };
+  const entries = new Map<string, DayEntry>();
+  const inflight = new Map<string, Promise<ReadingColumns[]>>();
+  let bytes = 0;
+  let hits = 0;
+  let misses = 0;
+  const key = (meterId: string, dayMs: number) => `${meterId}\u0000${dayMs}`;
+
+  function drop(k: string): void {
+    const entry = entries.get(k);
+    if (!entry) return;
+    bytes -= entry.bytes;
+    entries.delete(k);
+  }
+
+  function store(k: string, columns: ReadingColumns): void {
+    drop(k);
+    let maxReceivedAtMs: number | null = null;
+    for (const t of columns.receivedAtMs) if (Number.isFinite(t) && (maxReceivedAtMs === null || t > maxReceivedAtMs)) maxReceivedAtMs = t;
+    const entry: DayEntry = { count: columns.tsMs.length, maxReceivedAtMs, columns, bytes: columns.tsMs.length * 8 * COLUMN_NAMES.length + 128 };
+    entries.set(k, entry);
+    bytes += entry.bytes;
+    for (const [oldest] of entries) {
+      if (bytes <= settings.maxBytes) break;
+      drop(oldest);
+    }
+  }
+
+  /** Reads the days [firstDayMs, firstDayMs + n days) of one meter in one query. */
+  async function fetchDays(meterId: string, firstDayMs: number, dayCount: number): Promise<ReadingColumns[]> {
+    const columns = await queryReadingColumns(influx, { meterId, fromMs: firstDayMs, toMs: firstDayMs + dayCount * DAY_MS, temperature: true });
+    return splitByDay(columns, firstDayMs, dayCount);
+  }
+
+  return {
+    async validate(meterIds, fromMs, toMs) {
+      const firstDay = Math.floor(fromMs / DAY_MS) * DAY_MS;
+      const endDay = Math.floor(toMs / DAY_MS) * DAY_MS + DAY_MS;
+      const wanted = new Set(meterIds);
+      const series = await influx.query(
+        `SELECT count(${quoteIdentifier('total')}), max(${quoteIdentifier('received_at')}) FROM ${quoteIdentifier('reading')} ` +
+          `WHERE time >= ${timeLiteral(firstDay)} AND time < ${timeLiteral(endDay)} GROUP BY ${quoteIdentifier('meter')}, time(1d)`,
+      );
+      const seen = new Set<string>();
+      for (const s of series) {
+        const meterId = s.tags?.meter;
+        if (!meterId || !wanted.has(meterId)) continue;
+        for (const [time, count, max] of s.values as [number, number | null, number | null][]) {
+          const k = key(meterId, time);
+          seen.add(k);
+          const entry = entries.get(k);
+          if (entry && (entry.count !== (count ?? 0) || entry.maxReceivedAtMs !== (count ? max : null))) drop(k);
+        }
+      }
+      // A cached day InfluxDB no longer reports any point for (dropped data) is stale too.
+      for (const meterId of wanted) {
+        for (let day = firstDay; day < endDay; day += DAY_MS) {
+          const k = key(meterId, day);
+          const entry = entries.get(k);
+          if (entry && entry.count > 0 && !seen.has(k)) drop(k);
+        }
+      }
+    },
+
+    async read(query) {
+      const firstDay = Math.floor(query.fromMs / DAY_MS) * DAY_MS;
+      const lastDay = Math.floor(query.toMs / DAY_MS) * DAY_MS;
+      const days: ReadingColumns[] = [];
+      let missingStart: number | null = null;
+      const pending: Promise<void>[] = [];
+      const slots: (ReadingColumns | null)[] = [];
+      const flushMissing = (endDayMs: number) => {
+        if (missingStart === null) return;
+        const start = missingStart;
+        const count = (endDayMs - start) / DAY_MS;
+        const slotIndex = slots.length - count;
+        const k = `${query.meterId}\u0000${start}\u0000${count}`;
+        let fetch = inflight.get(k);
+        if (!fetch) {
+          fetch = fetchDays(query.meterId, start, count).finally(() => inflight.delete(k));
+          inflight.set(k, fetch);
+        }
+        pending.push(
+          fetch.then((fetched) => {
+            fetched.forEach((columns, i) => {
+              store(key(query.meterId, start + i * DAY_MS), columns);
+              slots[slotIndex + i] = columns;
+            });
+          }),
+        );
+        missingStart = null;
+      };
+      for (let day = firstDay; day <= lastDay; day += DAY_MS) {
+        const k = key(query.meterId, day);
+        const entry = entries.get(k);
+        if (entry) {
+          hits += 1;
+          // Least recently used goes first: re-insert on use.
+          entries.delete(k);
+          entries.set(k, entry);
+          flushMissing(day);
+          slots.push(entry.columns);
+        } else {
+          misses += 1;
+          missingStart ??= day;
+          slots.push(null);
+        }
+      }
+      flushMissing(lastDay + DAY_MS);
+      await Promise.all(pending);
+      for (const slot of slots) days.push(slot!);
+      return concatSlice(days, query.fromMs, query.toMs, query.toInclusive ?? false);
+    },
+
+    stats: () => ({ entries: entries.size, bytes, hits, misses }),
+  };
+}

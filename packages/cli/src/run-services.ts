@@ -158,8 +158,18 @@ export interface SimulateFlags {
   speed: number;
   backfillMs: number;
   seed: number;
-  /** The demo's modest dropouts, duplicates and outages, so the metrics have something to show. */
+  /** The demo: modest dropouts, duplicates and outages, and worn mechanical meters, so the results have something to show. */
   faults: boolean;
+}
+
+/**
+ * In the demo, mechanical meters under test read low, as worn ones do (under-registration grows
+ * at low flow), so the results show a failing verdict beside the passing ones.
+ */
+const WORN_MECHANICAL_ERROR = { lowerPct: -6.5, upperPct: -2.6 };
+
+function demoErrorModels(pilot: PilotConfig): Record<string, typeof WORN_MECHANICAL_ERROR> {
+  return Object.fromEntries(pilot.meters.filter((m) => m.role === 'test' && m.technology === 'mechanical').map((m) => [m.id, WORN_MECHANICAL_ERROR]));
 }
 
 export async function runSimulator(settings: Settings, pilot: PilotConfig, login: MqttLogin, flags: SimulateFlags, log: Logger): Promise<Running> {
@@ -171,7 +181,7 @@ export async function runSimulator(settings: Settings, pilot: PilotConfig, login
     seed: flags.seed,
     speed: flags.speed,
     backfillMs: flags.backfillMs,
-    ...(flags.faults ? { faults: DEMO_FAULT_OPTIONS } : {}),
+    ...(flags.faults ? { faults: DEMO_FAULT_OPTIONS, errorModelByMeter: demoErrorModels(pilot) } : {}),
     log: log.child({ service: 'simulator' }),
   });
   await simulator.start();

@@ -21,7 +21,15 @@ function numberFormat(locale: string, digits: number, signed: boolean): Intl.Num
 
 /** A number with a fixed count of decimals; `—` for null (no data). */
 export function formatNumber(locale: string, value: number | null | undefined, digits = 2): string {
-  return value === null || value === undefined || !Number.isFinite(value) ? '—' : numberFormat(locale, digits, false).format(value);
+  if (value === null || value === undefined || !Number.isFinite(value)) return '—';
+  // A value that rounds to zero is shown as 0, never "-0.00".
+  return numberFormat(locale, digits, false).format(Math.abs(value) < 0.5 * 10 ** -digits ? 0 : value);
+}
+
+/** A latency: milliseconds while they are what matters (under 10 s), a duration beyond (backfilled data waits days). */
+export function formatLatencyMs(locale: string, ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '—';
+  return Math.abs(ms) < 10_000 ? `${formatNumber(locale, ms, 0)} ms` : formatDurationMs(ms);
 }
 
 /** A ratio 0…1 as per cent, e.g. 0.9931 → "99.31 %". */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatErrorPct, formatUtcOffset } from './format.ts';
+import { formatErrorPct, formatLatencyMs, formatNumber, formatUtcOffset } from './format.ts';
 import { loadLanguages } from './load.ts';
 import { BASE_LANGUAGE, createTranslator, pickLanguage } from './translate.ts';
 
@@ -51,5 +51,26 @@ describe('formats', () => {
   it('labels a zone offset', () => {
     expect(formatUtcOffset('UTC', 0)).toBe('+00:00');
     expect(formatUtcOffset('Asia/Tokyo', 0)).toBe('+09:00');
+  });
+});
+
+describe('formats for the KPI table', () => {
+  it.each([
+    [-0.0001, '0.00'],
+    [-0.004, '0.00'],
+    [-0.005, '-0.01'],
+    [12.345, '12.35'],
+  ])('formatNumber(%d) with 2 digits is %s', (value, text) => {
+    expect(formatNumber('en', value, 2)).toBe(text);
+  });
+
+  it.each([
+    [null, '—'],
+    [850, '850 ms'],
+    [9_999, '9,999 ms'],
+    [10_000, '10 s'],
+    [572_467_666, '6 d 15 h'],
+  ])('formatLatencyMs(%s) is %s', (ms, text) => {
+    expect(formatLatencyMs('en', ms)).toBe(text);
   });
 });

@@ -1,4 +1,4 @@
-import { formatDurationMs, formatNumber, formatRatioPct } from '@flowpilot/i18n';
+import { formatDurationMs, formatLatencyMs, formatNumber, formatRatioPct } from '@flowpilot/i18n';
 import type { Translate } from '@flowpilot/i18n';
 import type { ReportMeterMetrics } from './types.ts';
 
@@ -19,7 +19,7 @@ export function kpiRows(m: ReportMeterMetrics, t: Translate, locale: string): Ar
     [t('kpi.completeness'), `${formatRatioPct(locale, m.completeness)} (${m.received} / ${m.expected})`],
     [t('kpi.delivery'), formatRatioPct(locale, m.delivery)],
     [t('kpi.gaps'), `${m.gaps.count}${m.gaps.count > 0 ? ` · ${t('kpi.longestGap').toLowerCase()} ${formatDurationMs(m.gaps.longestMs)}` : ''}`],
-    [t('kpi.latencyP95'), latency.p95 === null ? '—' : `${formatNumber(locale, latency.p95, 0)} ms (p50 ${formatNumber(locale, latency.p50, 0)}, p99 ${formatNumber(locale, latency.p99, 0)}, max ${formatNumber(locale, latency.max, 0)})`],
+    [t('kpi.latencyP95'), latency.p95 === null ? '—' : `${formatLatencyMs(locale, latency.p95)} (p50 ${formatLatencyMs(locale, latency.p50)}, p99 ${formatLatencyMs(locale, latency.p99)}, max ${formatLatencyMs(locale, latency.max)})`],
     [t('kpi.volume'), formatNumber(locale, m.volumeM3, 3)],
     [t('kpi.flowMean'), `${formatNumber(locale, m.flow.meanM3h, 3)} (min ${formatNumber(locale, m.flow.minM3h, 3)}, max ${formatNumber(locale, m.flow.maxM3h, 3)})`],
     [t('kpi.nightFlow'), night.minM3h === null ? '—' : `${formatNumber(locale, night.minM3h, 3)} (${night.minNight ?? ''}); ${formatNumber(locale, night.latestM3h, 3)} (${night.latestNight ?? ''})`],

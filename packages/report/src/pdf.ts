@@ -301,8 +301,9 @@ function meterSection(ctx: Ctx, meterId: string): void {
     table(
       ctx,
       [
-        { header: '', width: 165 },
-        { header: t('acc.error'), width: 75, align: 'right' },
+        // Wide enough for the Russian headers ("Погрешность", "Интервалы") on one line.
+        { header: '', width: 150 },
+        { header: t('acc.error'), width: 90, align: 'right' },
         { header: t('acc.mpe'), width: 55, align: 'right' },
         { header: t('acc.intervals'), width: 75, align: 'right' },
         { header: t('acc.verdict'), width: CONTENT_W - 370 },

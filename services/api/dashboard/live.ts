@@ -109,7 +109,7 @@ export const liveView: View = (root, ctx) => {
   for (const meter of pilot.meters) {
     const cell = (label: string, cls = ''): HTMLTableCellElement => h('td', { class: cls, 'data-label': label });
     const tr = h('tr', { 'data-meter': meter.id });
-    const nameCell = h('td', { class: 'meter' }, h('a', { href: `#/meter/${encodeURIComponent(meter.id)}` }, h('strong', {}, meter.id)), h('span', { class: 'label' }, meter.label ?? ''), h('span', { class: 'label' }, t(`role.${meter.role}`)));
+    const nameCell = h('td', { class: 'meter' }, h('a', { href: `#/meter/${encodeURIComponent(meter.id)}` }, h('strong', {}, meter.id)), h('span', { class: 'label' }, meter.label ?? ''), h('span', { class: 'label' }, `${meter.site} · ${t(`role.${meter.role}`)}`));
     const statusCell = cell(t('live.status'));
     const lastSeenCell = cell(t('live.lastSeen'));
     const flowCell = cell(t('live.flow'), 'num flow');

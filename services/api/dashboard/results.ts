@@ -1,4 +1,4 @@
-import { formatDurationMs, formatErrorPct, formatMpePct, formatNumber, formatRatioPct } from '@flowpilot/i18n/format';
+import { formatDurationMs, formatErrorPct, formatLatencyMs, formatMpePct, formatNumber, formatRatioPct } from '@flowpilot/i18n/format';
 import type { AccuracyResult, ErrorCurveBin, MeterMetrics } from '@flowpilot/metrics';
 import uPlot from 'uplot';
 import type { Context, View } from './context.ts';
@@ -163,7 +163,7 @@ function kpiTable(ctx: Context, meters: readonly MeterMetrics[]): HTMLElement {
       [formatRatioPct(locale, m.delivery), 'num'],
       [String(m.gaps.count), 'num'],
       [m.gaps.count ? formatDurationMs(m.gaps.longestMs) : '—', 'num'],
-      [m.latencyMs.p95 === null ? '—' : `${formatNumber(locale, m.latencyMs.p95, 0)} ms`, 'num'],
+      [formatLatencyMs(locale, m.latencyMs.p95), 'num', `p50 ${formatLatencyMs(locale, m.latencyMs.p50)} · p99 ${formatLatencyMs(locale, m.latencyMs.p99)} · max ${formatLatencyMs(locale, m.latencyMs.max)}`],
       [formatNumber(locale, m.volumeM3, 1), 'num'],
       [formatNumber(locale, m.minNightFlow.minM3h, 3), 'num', m.minNightFlow.minNight ?? undefined],
       [m.totalizerConsistency.percent === null ? '—' : `${formatNumber(locale, m.totalizerConsistency.percent, 2)} %`, 'num'],

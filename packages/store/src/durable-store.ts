@@ -63,6 +63,8 @@ export interface DurableStore {
   /** True when the spool holds maxRecords or more: stop accepting (SPEC section 6). */
   isFull(): boolean;
   readHead(limit: number): SpoolBatch | null;
+  /** The records after `afterId` (the ingest reads ahead of what InfluxDB confirmed). */
+  readAfter(afterId: number, limit: number): SpoolBatch | null;
   /** Removes records up to lastId (InfluxDB confirmed them) and, in the same transaction, keeps the lines InfluxDB refused as dead letters. */
   acknowledge(lastId: number, deadLetters?: readonly DeadLetterInput[]): void;
   depth(): SpoolDepth;
@@ -130,8 +132,7 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   const insertDeadLetter = db.prepare(
     'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
-  const selectHead = db.prepare('SELECT id, received_at, line FROM spool ORDER BY id LIMIT ?').raw(true);
-  const deleteUpTo = db.prepare('DELETE FROM spool WHERE id <= ?');
+  const selectAfter = db.prepare('SELECT id, received_at, line FROM spool WHERE id > ? ORDER BY id LIMIT ?').raw(true);
   // The spool only loses prefixes (acknowledge deletes id <= n), so ids are contiguous and
   // max − min + 1 is the exact count without scanning the table.
   const selectDepth = db.prepare('SELECT min(id) AS first, max(id) AS last FROM spool');
@@ -144,14 +145,25 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
 
   const commit = db.transaction((batch: readonly PendingAppend[]) => {
     for (const item of batch) {
-      for (const record of item.records) insertRecord.run(record.receivedAtMs, record.line);
+      for (const record of item.records) lastInsertedId = Number(insertRecord.run(record.receivedAtMs, record.line).lastInsertRowid);
       for (const d of item.deadLetters) insertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
     }
   });
 
-  const acknowledgeTx = db.transaction((lastId: number, deadLetters: readonly DeadLetterInput[]) => {
-    for (const d of deadLetters) insertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
-    deleteUpTo.run(lastId);
+  // Acknowledgements go through a second connection without an fsync of their own: losing one
+  // in a crash only means InfluxDB gets that batch again, which stores the same points (SPEC
+  // section 2). The next FULL commit of an append syncs the shared WAL, acknowledgements included.
+  // Dead letters from InfluxDB's refusals ride along; at worst one is recorded twice.
+  const ackDb = new Database(settings.path);
+  ackDb.pragma('synchronous = NORMAL');
+  ackDb.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
+  const ackDeleteUpTo = ackDb.prepare('DELETE FROM spool WHERE id <= ?');
+  const ackInsertDeadLetter = ackDb.prepare(
+    'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const acknowledgeTx = ackDb.transaction((lastId: number, deadLetters: readonly DeadLetterInput[]) => {
+    for (const d of deadLetters) ackInsertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
+    ackDeleteUpTo.run(lastId);
   });
 
   let pending: PendingAppend[] = [];
@@ -163,6 +175,7 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   let countedAt = 0;
   let countedDepth = 0;
   let appendedSinceCount = 0;
+  let lastInsertedId: number | null = null;
 
   function countRecords(): number {
     const row = selectDepth.get() as { first: number | null; last: number | null };
@@ -211,7 +224,10 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       return countedDepth + appendedSinceCount >= settings.maxRecords;
     },
     readHead(limit) {
-      const rows = selectHead.all(limit) as [number, number, string][];
+      return this.readAfter(0, limit);
+    },
+    readAfter(afterId, limit) {
+      const rows = selectAfter.all(afterId, limit) as [number, number, string][];
       if (rows.length === 0) return null;
       const lines = new Array<string>(rows.length);
       for (let i = 0; i < rows.length; i++) lines[i] = rows[i]![2];
@@ -219,7 +235,13 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     },
     acknowledge(lastId, deadLetters = []) {
       acknowledgeTx(lastId, deadLetters);
-      countedAt = 0;
+      // Where this process appended, the depth is known without a query (ids are contiguous).
+      if (lastInsertedId !== null) {
+        countedDepth = Math.max(0, lastInsertedId - lastId);
+        appendedSinceCount = 0;
+      } else {
+        countedAt = 0;
+      }
     },
     depth() {
       const records = countRecords();
@@ -270,6 +292,7 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       flush();
       closed = true;
       listeners.clear();
+      ackDb.close();
       db.close();
     },
   };

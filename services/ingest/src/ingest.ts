@@ -1,7 +1,7 @@
 import { setTimeout as sleepTimer } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { InfluxError, writeIsolating, type InfluxClient } from '@flowpilot/influx';
-import type { DeadLetterInput, DurableStore } from '@flowpilot/store';
+import { InfluxError, writeIsolating, type InfluxClient, type IsolatedWriteResult } from '@flowpilot/influx';
+import type { DeadLetterInput, DurableStore, SpoolBatch } from '@flowpilot/store';
 import { nextBackoffMs, type BackoffOptions } from './backoff.ts';
 
 /**
@@ -16,6 +16,8 @@ export interface IngestOptions {
   influx: InfluxClient;
   log: Logger;
   batchSize: number;
+  /** Writes sent before the oldest is confirmed (2: InfluxDB parses one while the next travels). */
+  maxBatchesInFlight: number;
   /** How often to look for new records when no in-process append woke us (the standalone ingest). */
   idlePollMs: number;
   backoff: BackoffOptions;
@@ -32,6 +34,7 @@ export interface IngestEvents {
 
 export const DEFAULT_INGEST_OPTIONS = {
   batchSize: 5000,
+  maxBatchesInFlight: 2,
   idlePollMs: 200,
   backoff: { initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 },
   clock: { now: () => Date.now() },
@@ -105,11 +108,21 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
     return delayMs;
   }
 
-  async function writeOneBatch(): Promise<boolean> {
-    const batch = store.readHead(settings.batchSize);
-    if (!batch) return false;
-    const startedAt = clock.now();
-    const result = await writeIsolating(influx, batch.lines);
+  interface BatchInFlight {
+    lastId: number;
+    startedAt: number;
+    write: Promise<IsolatedWriteResult>;
+  }
+
+  function send(batch: SpoolBatch): BatchInFlight {
+    const write = writeIsolating(influx, batch.lines);
+    // Settled here too, so a failed write that waits behind an older one is never "unhandled".
+    write.catch(() => undefined);
+    return { lastId: batch.lastId, startedAt: clock.now(), write };
+  }
+
+  /** Removes a confirmed batch from the spool (strictly in order) and keeps InfluxDB's refusals. */
+  function confirm(batch: BatchInFlight, result: IsolatedWriteResult): void {
     const now = clock.now();
     const refused: DeadLetterInput[] = result.rejected.map((r) => ({
       receivedAtMs: now,
@@ -125,27 +138,58 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
     stats.batchesWritten += 1;
     stats.linesWritten += result.written;
     stats.linesRejectedByInflux += refused.length;
-    stats.lastWriteLatencyMs = now - startedAt;
-    settings.events.batchWritten?.({ lines: result.written, refused: refused.length, latencyMs: now - startedAt });
+    stats.lastWriteLatencyMs = now - batch.startedAt;
+    settings.events.batchWritten?.({ lines: result.written, refused: refused.length, latencyMs: now - batch.startedAt });
     if (!stats.influxAvailable) log.info({ depth: store.depth().records }, 'InfluxDB is back; draining the durable store');
     stats.influxAvailable = true;
     stats.lastError = null;
     failures = 0;
-    return true;
   }
 
+  /**
+   * Keeps up to `maxBatchesInFlight` writes going (InfluxDB works on one while the next is
+   * sent), but removes them from the spool strictly in order: a batch is acknowledged only
+   * when it and every batch before it were confirmed. After a failure, everything not yet
+   * acknowledged is sent again from the spool's head; rewriting a batch InfluxDB already took
+   * stores the same points.
+   */
   async function run(): Promise<void> {
+    const inFlight: BatchInFlight[] = [];
+    let readUpTo = 0;
     while (!stopper.signal.aborted) {
       try {
         if (!databaseReady) {
           await influx.ensureDatabase();
           databaseReady = true;
         }
-        const wrote = await writeOneBatch();
-        if (!wrote) await waitForRecords();
+        while (inFlight.length < settings.maxBatchesInFlight) {
+          const batch = store.readAfter(readUpTo, settings.batchSize);
+          if (!batch) break;
+          readUpTo = batch.lastId;
+          inFlight.push(send(batch));
+        }
+        const oldest = inFlight[0];
+        if (!oldest) {
+          await waitForRecords();
+          continue;
+        }
+        confirm(oldest, await oldest.write);
+        inFlight.shift();
       } catch (error) {
+        await Promise.allSettled(inFlight.map((batch) => batch.write));
+        inFlight.length = 0;
+        readUpTo = 0;
         await settings.sleep(recordFailure(error), stopper.signal);
       }
+    }
+    // Stopping: let the writes under way finish, and keep what InfluxDB confirmed in order.
+    for (const batch of inFlight) {
+      const outcome = await batch.write.then(
+        (result) => result,
+        () => null,
+      );
+      if (!outcome) break;
+      confirm(batch, outcome);
     }
   }
 

@@ -1,0 +1,233 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readingLine } from '@flowpilot/influx';
+import { startApiProcess, startBrokerProcess } from './flowpilot-process.ts';
+import { log, makeTempDir, mapLimit, sleep } from './harness.ts';
+import { benchInflux, dropDatabase } from './influx-checks.ts';
+import type { BenchWorld } from './pipeline-scenarios.ts';
+import { summarize } from './stats.ts';
+
+/**
+ * Section 5: the API over a realistic history. 30 days of one-minute data for 100 meters is
+ * written straight into InfluxDB (readingLine + /write, 5,000-line batches), then `flowpilot api`
+ * answers each endpoint case repeatedly: sequentially, and with 4 requests at a time. A small
+ * bounded loop over fetch (undici) stands in for autocannon, which is not installed.
+ *
+ * Each endpoint is one entry of API_CASES: `/api/v1/metrics` and the PDF report join the list
+ * as more rows when they exist.
+ */
+
+const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
+
+export interface ApiCaseContext {
+  meterIds: readonly string[];
+  fromMs: number;
+  toMs: number;
+}
+
+export interface ApiCase {
+  name: string;
+  /** Fewer calls for an expensive endpoint (the PDF); default: the bench's counts. */
+  sequentialCalls?: number;
+  concurrentCalls?: number;
+  /** The path (with query) of the i-th call. */
+  path(ctx: ApiCaseContext, i: number): string;
+  /** A reason when the answer is not what the case expects, else null. */
+  check(status: number, body: string, ctx: ApiCaseContext): string | null;
+}
+
+export const API_CASES: readonly ApiCase[] = [
+  {
+    name: 'GET /api/v1/meters/{id}/readings?every=1h',
+    path: (ctx, i) => `/api/v1/meters/${ctx.meterIds[i % ctx.meterIds.length]}/readings?every=1h&from=${new Date(ctx.fromMs).toISOString()}&to=${new Date(ctx.toMs).toISOString()}`,
+    check(status, body, ctx) {
+      if (status !== 200) return `HTTP ${status}: ${body.slice(0, 200)}`;
+      const parsed = JSON.parse(body) as { buckets?: { count: number }[] };
+      const expected = Math.round((ctx.toMs - ctx.fromMs) / 3_600_000);
+      const buckets = parsed.buckets?.length ?? 0;
+      return buckets >= expected - 1 && buckets <= expected + 1 ? null : `expected about ${expected} hourly buckets, got ${buckets}`;
+    },
+  },
+  {
+    name: 'GET /api/v1/metrics (30 days, every meter)',
+    path: (ctx) => `/api/v1/metrics?from=${new Date(ctx.fromMs).toISOString()}&to=${new Date(ctx.toMs).toISOString()}`,
+    check(status, body, ctx) {
+      if (status !== 200) return `HTTP ${status}: ${body.slice(0, 200)}`;
+      const parsed = JSON.parse(body) as { meters?: { received: number }[] };
+      const meters = parsed.meters ?? [];
+      if (meters.length !== ctx.meterIds.length) return `expected ${ctx.meterIds.length} meters, got ${meters.length}`;
+      return meters.every((m) => m.received > 0) ? null : 'a meter with no readings';
+    },
+  },
+  {
+    name: 'GET /api/v1/reports/pilot.pdf (7 days)',
+    sequentialCalls: 5,
+    concurrentCalls: 4,
+    path: (ctx) => `/api/v1/reports/pilot.pdf?from=${new Date(ctx.toMs - 7 * DAY_MS).toISOString()}&to=${new Date(ctx.toMs).toISOString()}`,
+    check(status, body) {
+      if (status !== 200) return `HTTP ${status}: ${body.slice(0, 200)}`;
+      return body.startsWith('%PDF-') ? null : 'not a PDF';
+    },
+  },
+];
+
+/**
+ * The API phase's own pilot: the seeded meters as 20 % reference/test pairs (so /metrics also
+ * computes accuracy and error curves) and the rest monitors.
+ */
+function writeApiPilot(meterIds: readonly string[]): string {
+  const pairs = Math.floor(meterIds.length / 10);
+  const meters = meterIds.map((id, i) => {
+    if (i < pairs) return `  - { id: ${id}, site: S${i % 10}, role: reference, intervalSec: 60 }`;
+    if (i < 2 * pairs) return `  - { id: ${id}, site: S${i % 10}, role: test, reference: ${meterIds[i - pairs]}, q3: 100, r: 100, accuracyClass: 2, intervalSec: 60 }`;
+    return `  - { id: ${id}, site: S${i % 10}, role: monitor, intervalSec: 60 }`;
+  });
+  const pilotFile = join(makeTempDir('api-pilot'), 'pilot.yaml');
+  writeFileSync(pilotFile, `pilot:\n  id: bench-api\n  name: FlowPilot API benchmark pilot\n  timezone: UTC\nmeters:\n${meters.join('\n')}\n`);
+  return pilotFile;
+}
+
+export interface ApiModeResult {
+  concurrency: number;
+  calls: number;
+  failures: number;
+  medianMs: number;
+  p95Ms: number;
+  maxMs: number;
+  requestsPerSec: number;
+}
+
+export interface ApiCaseResult {
+  name: string;
+  sequential: ApiModeResult;
+  concurrent: ApiModeResult;
+  firstFailure: string | null;
+}
+
+export interface ApiBenchResult {
+  meters: number;
+  days: number;
+  seededPoints: number;
+  seedSec: number;
+  seedLinesPerSec: number;
+  cases: ApiCaseResult[];
+  apiPeakRssMiB: number;
+}
+
+/** 30 days of one-minute readings per meter, written as the ingest would (one writer at a time per batch, two in flight). */
+async function seed(world: BenchWorld, database: string, meterIds: readonly string[], fromMs: number, toMs: number): Promise<{ points: number; seconds: number }> {
+  const influx = benchInflux(world.influxUrl, database);
+  await dropDatabase(influx, database);
+  await influx.ensureDatabase();
+  const perMeter = Math.floor((toMs - fromMs) / MINUTE_MS);
+  const batchLines = 5_000;
+  const jobs: { meter: number; first: number }[] = [];
+  for (let m = 0; m < meterIds.length; m++) for (let k = 0; k < perMeter; k += batchLines) jobs.push({ meter: m, first: k });
+  const started = Date.now();
+  let points = 0;
+  await mapLimit(jobs, 2, async ({ meter, first }) => {
+    const meterId = meterIds[meter]!;
+    const site = `S${meter % 10}`;
+    const lines: string[] = [];
+    for (let k = first; k < Math.min(first + batchLines, perMeter); k++) {
+      const tsMs = fromMs + k * MINUTE_MS;
+      // A diurnal-ish flow so the hourly means differ; the totalizer integrates it.
+      const flow = 30 + 20 * Math.sin((2 * Math.PI * (tsMs % DAY_MS)) / DAY_MS) + (k % 5) * 0.1;
+      lines.push(readingLine({ meterId, seq: k, tsMs, flowM3h: Number(flow.toFixed(3)), totalM3: Number((1000 + k * 0.5).toFixed(3)), alarms: [] }, site, tsMs + 1_000));
+    }
+    await influx.write(lines);
+    points += lines.length;
+  });
+  return { points, seconds: (Date.now() - started) / 1000 };
+}
+
+async function timedCall(url: string): Promise<{ ms: number; status: number; body: string }> {
+  const started = performance.now();
+  const response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  const body = await response.text();
+  return { ms: performance.now() - started, status: response.status, body };
+}
+
+async function runMode(baseUrl: string, apiCase: ApiCase, ctx: ApiCaseContext, calls: number, concurrency: number, maxMs: number): Promise<{ result: ApiModeResult; failure: string | null }> {
+  const durations: number[] = [];
+  let failures = 0;
+  let firstFailure: string | null = null;
+  let next = 0;
+  const deadline = Date.now() + maxMs;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < calls && Date.now() < deadline) {
+      const i = next++;
+      try {
+        const { ms, status, body } = await timedCall(baseUrl + apiCase.path(ctx, i));
+        const problem = apiCase.check(status, body, ctx);
+        if (problem) {
+          failures += 1;
+          firstFailure ??= problem;
+        } else durations.push(ms);
+      } catch (error) {
+        failures += 1;
+        firstFailure ??= (error as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsedSec = (performance.now() - started) / 1000;
+  const summary = summarize(durations);
+  const r = (x: number) => Number(x.toFixed(1));
+  return {
+    result: {
+      concurrency,
+      calls: durations.length + failures,
+      failures,
+      medianMs: r(summary.p50),
+      p95Ms: r(summary.p95),
+      maxMs: r(summary.max),
+      requestsPerSec: r(durations.length / elapsedSec),
+    },
+    failure: firstFailure,
+  };
+}
+
+export async function benchApi(world: BenchWorld, options: { meters: number; days: number; sequentialCalls: number; concurrentCalls: number; maxModeMs: number }): Promise<ApiBenchResult> {
+  const database = 'bench_api';
+  const meterIds = world.meterIds.slice(0, options.meters);
+  const toMs = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
+  const fromMs = toMs - options.days * DAY_MS;
+  log(`api: seeding ${options.days} days of one-minute data for ${meterIds.length} meters`);
+  const seeded = await seed(world, database, meterIds, fromMs, toMs);
+  log(`api: seeded ${seeded.points} points in ${seeded.seconds.toFixed(1)} s`);
+  const env = { pilotFile: writeApiPilot(meterIds), influxUrl: world.influxUrl, database };
+  const broker = await startBrokerProcess('broker (api)', env);
+  const api = await startApiProcess('api', env, broker);
+  try {
+    const ctx: ApiCaseContext = { meterIds, fromMs, toMs };
+    const cases: ApiCaseResult[] = [];
+    for (const apiCase of API_CASES) {
+      // Warm-up: the first calls pay for JIT and InfluxDB's cold caches.
+      for (let i = 0; i < 3; i++) await timedCall(api.httpUrl + apiCase.path(ctx, i)).catch(() => undefined);
+      log(`api: ${apiCase.name}: ${options.sequentialCalls} sequential calls, then ${options.concurrentCalls} with concurrency 4`);
+      const sequential = await runMode(api.httpUrl, apiCase, ctx, apiCase.sequentialCalls ?? options.sequentialCalls, 1, options.maxModeMs);
+      await sleep(200);
+      const concurrent = await runMode(api.httpUrl, apiCase, ctx, apiCase.concurrentCalls ?? options.concurrentCalls, 4, options.maxModeMs);
+      cases.push({ name: apiCase.name, sequential: sequential.result, concurrent: concurrent.result, firstFailure: sequential.failure ?? concurrent.failure });
+    }
+    const apiPeak = await api.stop();
+    world.peaks.push({ process: 'api', peakRssMiB: Number(apiPeak.toFixed(1)) });
+    return {
+      meters: meterIds.length,
+      days: options.days,
+      seededPoints: seeded.points,
+      seedSec: Number(seeded.seconds.toFixed(1)),
+      seedLinesPerSec: Math.round(seeded.points / seeded.seconds),
+      cases,
+      apiPeakRssMiB: Number(apiPeak.toFixed(1)),
+    };
+  } finally {
+    await api.stop();
+    const brokerPeak = await broker.stop();
+    world.peaks.push({ process: 'broker (api, idle)', peakRssMiB: Number(brokerPeak.toFixed(1)) });
+    await dropDatabase(benchInflux(world.influxUrl, database), database);
+  }
+}

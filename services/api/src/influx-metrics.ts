@@ -57,6 +57,19 @@ export function columnsStatement(query: ColumnsQuery): string {
   );
 }
 
+/** Columns for n readings, zero-filled. */
+export function emptyReadingColumns(n: number): ReadingColumns {
+  return {
+    tsMs: new Float64Array(n),
+    seq: new Float64Array(n),
+    flowM3h: new Float64Array(n),
+    totalM3: new Float64Array(n),
+    receivedAtMs: new Float64Array(n),
+    alarmsMask: new Float64Array(n),
+    temperatureC: new Float64Array(n),
+  };
+}
+
 const numberOr = (value: unknown, absent: number): number => (typeof value === 'number' && Number.isFinite(value) ? value : absent);
 
 /**
@@ -67,15 +80,7 @@ export async function queryReadingColumns(influx: InfluxClient, query: ColumnsQu
   const series = await influx.query(columnsStatement(query));
   let n = 0;
   for (const s of series) n += s.values.length;
-  const out: ReadingColumns = {
-    tsMs: new Float64Array(n),
-    seq: new Float64Array(n),
-    flowM3h: new Float64Array(n),
-    totalM3: new Float64Array(n),
-    receivedAtMs: new Float64Array(n),
-    alarmsMask: new Float64Array(n),
-    temperatureC: new Float64Array(n),
-  };
+  const out = emptyReadingColumns(n);
   let i = 0;
   for (const s of series) {
     const at = (name: string) => s.columns.indexOf(name);

@@ -1,6 +1,6 @@
 import { quoteIdentifier, timeLiteral } from '@flowpilot/influx';
 import type { InfluxClient } from '@flowpilot/influx';
-import { queryReadingColumns } from './influx-metrics.ts';
+import { emptyReadingColumns, queryReadingColumns } from './influx-metrics.ts';
 import type { ColumnsQuery, ReadingColumns } from './influx-metrics.ts';
 
 /**
@@ -49,18 +49,6 @@ export function createDirectColumnsReader(influx: InfluxClient): ColumnsReader {
   };
 }
 
-function emptyColumns(n: number): ReadingColumns {
-  return {
-    tsMs: new Float64Array(n),
-    seq: new Float64Array(n),
-    flowM3h: new Float64Array(n),
-    totalM3: new Float64Array(n),
-    receivedAtMs: new Float64Array(n),
-    alarmsMask: new Float64Array(n),
-    temperatureC: new Float64Array(n),
-  };
-}
-
 /** The first index whose time is ≥ t (or > t when `after`), by binary search. */
 function lowerBound(times: Float64Array, t: number, after = false): number {
   let lo = 0;
@@ -76,7 +64,7 @@ function lowerBound(times: Float64Array, t: number, after = false): number {
 function concatSlice(days: readonly ReadingColumns[], fromMs: number, toMs: number, toInclusive: boolean): ReadingColumns {
   const ranges = days.map((day) => [lowerBound(day.tsMs, fromMs), lowerBound(day.tsMs, toMs, toInclusive)] as const);
   const n = ranges.reduce((sum, [a, b]) => sum + Math.max(0, b - a), 0);
-  const out = emptyColumns(n);
+  const out = emptyReadingColumns(n);
   let offset = 0;
   days.forEach((day, d) => {
     const [a, b] = ranges[d]!;
@@ -93,7 +81,7 @@ function splitByDay(columns: ReadingColumns, firstDayMs: number, dayCount: numbe
     const start = firstDayMs + d * DAY_MS;
     const a = lowerBound(columns.tsMs, start);
     const b = lowerBound(columns.tsMs, start + DAY_MS);
-    const day = emptyColumns(b - a);
+    const day = emptyReadingColumns(b - a);
     for (const name of COLUMN_NAMES) day[name].set(columns[name].subarray(a, b));
     days.push(day);
   }

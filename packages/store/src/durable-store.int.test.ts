@@ -25,17 +25,22 @@ describe('durable store (SQLite, real file)', () => {
 
     const reopened = openDurableStore({ path });
     expect(reopened.depth()).toEqual({ records: 3, oldestReceivedAtMs: 1 });
-    const head = reopened.readHead(2)!;
-    expect(head.lines).toEqual(['a', 'b']);
+    // One row per append: a batch never splits a message, so a limit of 1 still takes 'a' alone
+    // and a limit of 2 takes both rows.
+    expect(reopened.readHead(1)?.lines).toEqual(['a']);
+    expect(reopened.readHead(2)?.lines).toEqual(['a', 'b', 'c']);
+    const head = reopened.readHead(1)!;
     reopened.acknowledge(head.lastId, [letter('ERR_INFLUX_REJECTED_LINE')]);
-    expect(reopened.readHead(10)?.lines).toEqual(['c']);
-    expect(reopened.depth()).toEqual({ records: 1, oldestReceivedAtMs: 3 });
+    expect(reopened.readHead(10)?.lines).toEqual(['b', 'c']);
+    expect(reopened.readAfter(head.lastId, 10)?.lines).toEqual(['b', 'c']);
+    expect(reopened.depth()).toEqual({ records: 2, oldestReceivedAtMs: 2 });
     expect(reopened.rejectionCounts()).toEqual({ ERR_INFLUX_REJECTED_LINE: 1 });
     reopened.acknowledge(reopened.readHead(10)!.lastId);
     expect(reopened.readHead(10)).toBeNull();
-    // Ids never repeat after the spool was emptied (AUTOINCREMENT).
+    // Ids never repeat after the spool was emptied (AUTOINCREMENT): rows 1 ('a') and 2 ('b', 'c') are gone.
     await reopened.append([{ receivedAtMs: 4, line: 'd' }]);
-    expect(reopened.readHead(1)!.lastId).toBe(4);
+    expect(reopened.readHead(1)!.lastId).toBe(3);
+    expect(reopened.depth().records).toBe(1);
     reopened.close();
   });
 

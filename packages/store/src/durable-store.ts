@@ -98,7 +98,6 @@ interface DeadLetterRow {
   replayed_at: number | null;
 }
 
-const FULL_CHECK_INTERVAL_MS = 200;
 
 export function openDurableStore(options: Partial<DurableStoreOptions> & { path: string }): DurableStore {
   const settings: DurableStoreOptions = { ...DEFAULT_DURABLE_STORE_OPTIONS, ...options };
@@ -107,7 +106,9 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
-  // AUTOINCREMENT: ids never repeat, even after the spool was emptied, so an id names one record forever.
+  // A spool row holds the lines of one append (one MQTT message: a reading, or a backfill array
+  // of up to 1000) joined by newlines, and their count n: a 1000-reading array costs one row.
+  // AUTOINCREMENT: ids never repeat, even after the spool was emptied, so an id names one row forever.
   db.exec(`
     CREATE TABLE IF NOT EXISTS spool (
       id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -127,15 +128,22 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     );
     CREATE INDEX IF NOT EXISTS dead_letter_code ON dead_letter (code);
   `);
+  const spoolColumns = (db.prepare('PRAGMA table_info(spool)').all() as { name: string }[]).map((c) => c.name);
+  if (!spoolColumns.includes('n')) db.exec('ALTER TABLE spool ADD COLUMN n INTEGER NOT NULL DEFAULT 1');
+  // The number of records waiting, kept in the same transactions that add and remove them, so
+  // every process reads it exactly with one primary-key lookup.
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS spool_depth (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), records INTEGER NOT NULL);
+    INSERT OR IGNORE INTO spool_depth (singleton, records) VALUES (1, (SELECT coalesce(sum(n), 0) FROM spool));
+  `);
 
-  const insertRecord = db.prepare('INSERT INTO spool (received_at, line) VALUES (?, ?)');
+  const insertRow = db.prepare('INSERT INTO spool (received_at, line, n) VALUES (?, ?, ?)');
+  const addDepth = db.prepare('UPDATE spool_depth SET records = records + ? WHERE singleton = 1');
   const insertDeadLetter = db.prepare(
     'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
-  const selectAfter = db.prepare('SELECT id, received_at, line FROM spool WHERE id > ? ORDER BY id LIMIT ?').raw(true);
-  // The spool only loses prefixes (acknowledge deletes id <= n), so ids are contiguous and
-  // max − min + 1 is the exact count without scanning the table.
-  const selectDepth = db.prepare('SELECT min(id) AS first, max(id) AS last FROM spool');
+  const selectAfter = db.prepare('SELECT id, received_at, line FROM spool WHERE id > ? ORDER BY id').raw(true);
+  const selectDepth = db.prepare('SELECT records FROM spool_depth WHERE singleton = 1').pluck();
   const selectOldest = db.prepare('SELECT received_at FROM spool ORDER BY id LIMIT 1').pluck();
   const selectCounts = db.prepare('SELECT code, count(*) AS n FROM dead_letter GROUP BY code');
   const selectCountsByMeter = db.prepare(
@@ -144,10 +152,16 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   const updateReplayed = db.prepare('UPDATE dead_letter SET replayed_at = ? WHERE id = ?');
 
   const commit = db.transaction((batch: readonly PendingAppend[]) => {
+    let added = 0;
     for (const item of batch) {
-      for (const record of item.records) lastInsertedId = Number(insertRecord.run(record.receivedAtMs, record.line).lastInsertRowid);
+      const first = item.records[0];
+      if (first) {
+        insertRow.run(first.receivedAtMs, item.records.length === 1 ? first.line : item.records.map((r) => r.line).join('\n'), item.records.length);
+        added += item.records.length;
+      }
       for (const d of item.deadLetters) insertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
     }
+    if (added > 0) addDepth.run(added);
   });
 
   // Acknowledgements go through a second connection without an fsync of their own: losing one
@@ -158,11 +172,14 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   ackDb.pragma('synchronous = NORMAL');
   ackDb.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
   const ackDeleteUpTo = ackDb.prepare('DELETE FROM spool WHERE id <= ?');
+  const ackCountUpTo = ackDb.prepare('SELECT coalesce(sum(n), 0) FROM spool WHERE id <= ?').pluck();
+  const ackSubtractDepth = ackDb.prepare('UPDATE spool_depth SET records = max(0, records - ?) WHERE singleton = 1');
   const ackInsertDeadLetter = ackDb.prepare(
     'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
   const acknowledgeTx = ackDb.transaction((lastId: number, deadLetters: readonly DeadLetterInput[]) => {
     for (const d of deadLetters) ackInsertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
+    ackSubtractDepth.run(ackCountUpTo.get(lastId) as number);
     ackDeleteUpTo.run(lastId);
   });
 
@@ -170,16 +187,8 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   let flushScheduled = false;
   let closed = false;
   const listeners = new Set<() => void>();
-  // Depth as last counted plus what was appended since: exact for appends in this process,
-  // recounted at most every FULL_CHECK_INTERVAL_MS to see what another process acknowledged.
-  let countedAt = 0;
-  let countedDepth = 0;
-  let appendedSinceCount = 0;
-  let lastInsertedId: number | null = null;
-
   function countRecords(): number {
-    const row = selectDepth.get() as { first: number | null; last: number | null };
-    return row.first === null || row.last === null ? 0 : row.last - row.first + 1;
+    return selectDepth.get() as number;
   }
 
   function flush(): void {
@@ -193,7 +202,6 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       for (const item of batch) item.reject(error as Error);
       return;
     }
-    for (const item of batch) appendedSinceCount += item.records.length;
     for (const item of batch) item.resolve();
     if (batch.some((item) => item.records.length > 0)) for (const listener of listeners) listener();
   }
@@ -215,33 +223,27 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     append: (records, deadLetters = []) => enqueue(records, deadLetters),
     addDeadLetters: (deadLetters) => enqueue([], deadLetters),
     isFull() {
-      const now = Date.now();
-      if (now - countedAt >= FULL_CHECK_INTERVAL_MS) {
-        countedAt = now;
-        countedDepth = countRecords();
-        appendedSinceCount = 0;
-      }
-      return countedDepth + appendedSinceCount >= settings.maxRecords;
+      return countRecords() >= settings.maxRecords;
     },
     readHead(limit) {
       return this.readAfter(0, limit);
     },
     readAfter(afterId, limit) {
-      const rows = selectAfter.all(afterId, limit) as [number, number, string][];
-      if (rows.length === 0) return null;
-      const lines = new Array<string>(rows.length);
-      for (let i = 0; i < rows.length; i++) lines[i] = rows[i]![2];
-      return { lastId: rows[rows.length - 1]![0], lines, oldestReceivedAtMs: rows[0]![1] };
+      // Whole rows only (a message is never split across batches), until `limit` lines are in.
+      const lines: string[] = [];
+      let lastId = -1;
+      let oldestReceivedAtMs = 0;
+      for (const [id, receivedAt, text] of selectAfter.iterate(afterId) as IterableIterator<[number, number, string]>) {
+        if (lastId === -1) oldestReceivedAtMs = receivedAt;
+        lastId = id;
+        if (text.includes('\n')) for (const line of text.split('\n')) lines.push(line);
+        else lines.push(text);
+        if (lines.length >= limit) break;
+      }
+      return lastId === -1 ? null : { lastId, lines, oldestReceivedAtMs };
     },
     acknowledge(lastId, deadLetters = []) {
       acknowledgeTx(lastId, deadLetters);
-      // Where this process appended, the depth is known without a query (ids are contiguous).
-      if (lastInsertedId !== null) {
-        countedDepth = Math.max(0, lastInsertedId - lastId);
-        appendedSinceCount = 0;
-      } else {
-        countedAt = 0;
-      }
     },
     depth() {
       const records = countRecords();

@@ -53,7 +53,8 @@ const until = async (check: () => boolean) => {
 describe('ingest ordering with two writes in flight', () => {
   it('does not acknowledge a later batch before an earlier one, and resends both after the earlier one fails', async () => {
     const spool = store();
-    await spool.append(Array.from({ length: 6 }, (_, i) => ({ receivedAtMs: i, line: `l${i}` })));
+    // Six messages of one reading each: six spool rows, two batches of three.
+    await Promise.all(Array.from({ length: 6 }, (_, i) => spool.append([{ receivedAtMs: i, line: `l${i}` }])));
     const influx = scriptedInflux();
     const ingest = createIngest({ store: spool, influx: influx.client, log: pino({ level: 'silent' }), batchSize: 3, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))) });
     ingest.start();

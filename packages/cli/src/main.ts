@@ -109,6 +109,7 @@ async function start(args: string[]): Promise<void> {
       metrics,
       readinessChecks: pipelineReadiness(store, ingest.ingest, settings.readyMaxLagSec * 1000),
       rejections: (fromMs, toMs) => store.rejectionCountsByMeter(fromMs, toMs),
+      writtenDays: store,
     });
     running.push(api);
     console.log(`\n  FlowPilot is running: pilot "${pilot.pilot.name}", ${pilot.meters.length} meters`);
@@ -185,7 +186,7 @@ async function api(): Promise<void> {
   running.push(
     await runApi(settings, pilot, influx, serviceLogin(settings, 'flowpilot-api'), log, {
       metrics: createMetricsRegistry(),
-      ...(store ? { rejections: (fromMs: number, toMs: number) => store.rejectionCountsByMeter(fromMs, toMs) } : {}),
+      ...(store ? { rejections: (fromMs: number, toMs: number) => store.rejectionCountsByMeter(fromMs, toMs), writtenDays: store } : {}),
     }),
   );
 }

@@ -120,6 +120,8 @@ export async function runApi(
     readinessChecks?: Record<string, () => { ok: boolean; reason?: string }>;
     /** Dead letters per meter and reason for /metrics' `rejected` (the durable store of this host). */
     rejections?: (fromMs: number, toMs: number) => Record<string, Record<string, number>>;
+    /** The ingest's log of what it wrote: /metrics' cache validates against it instead of scanning InfluxDB. */
+    writtenDays?: DurableStore;
   },
 ): Promise<Running & { url: string }> {
   const liveFeed = createMqttLiveFeed({
@@ -138,6 +140,7 @@ export async function runApi(
     log: log.child({ service: 'api' }, { level: 'warn' }),
     metrics: extra.metrics,
     metricsWarmupDays: 30,
+    ...(extra.writtenDays ? { readingCache: { writtenDays: extra.writtenDays } } : {}),
     ...(extra.readinessChecks ? { readinessChecks: extra.readinessChecks } : {}),
     ...(extra.rejections ? { rejections: extra.rejections } : {}),
   });

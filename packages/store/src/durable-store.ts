@@ -39,6 +39,12 @@ export interface SpoolBatch {
   oldestReceivedAtMs: number;
 }
 
+/** A UTC day of one meter's readings that the ingest wrote to InfluxDB. */
+export interface WrittenDay {
+  meterId: string;
+  dayMs: number;
+}
+
 export interface SpoolDepth {
   records: number;
   oldestReceivedAtMs: number | null;
@@ -65,8 +71,13 @@ export interface DurableStore {
   readHead(limit: number): SpoolBatch | null;
   /** The records after `afterId` (the ingest reads ahead of what InfluxDB confirmed). */
   readAfter(afterId: number, limit: number): SpoolBatch | null;
-  /** Removes records up to lastId (InfluxDB confirmed them) and, in the same transaction, keeps the lines InfluxDB refused as dead letters. */
-  acknowledge(lastId: number, deadLetters?: readonly DeadLetterInput[]): void;
+  /**
+   * Removes records up to lastId (InfluxDB confirmed them) and, in the same transaction, keeps
+   * the lines InfluxDB refused as dead letters and logs which meter-days the batch wrote.
+   */
+  acknowledge(lastId: number, deadLetters?: readonly DeadLetterInput[], writtenDays?: readonly WrittenDay[]): void;
+  /** The meter-days written to InfluxDB after `version` (the API's cache drops exactly those), and the version now. */
+  writtenDaysSince(version: number): { version: number; days: WrittenDay[] };
   depth(): SpoolDepth;
   addDeadLetters(deadLetters: readonly DeadLetterInput[]): Promise<void>;
   listDeadLetters(options?: { limit?: number; afterId?: number; code?: string; includeReplayed?: boolean }): DeadLetter[];
@@ -128,6 +139,17 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     );
     CREATE INDEX IF NOT EXISTS dead_letter_code ON dead_letter (code);
   `);
+  // Which meter-days the ingest wrote, with a version that grows per acknowledgement: the API's
+  // column cache asks "what changed since version v" instead of rescanning InfluxDB.
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS written_day (
+      meter TEXT NOT NULL,
+      day_ms INTEGER NOT NULL,
+      version INTEGER NOT NULL,
+      PRIMARY KEY (meter, day_ms)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS written_day_version ON written_day (version);
+  `);
   const spoolColumns = (db.prepare('PRAGMA table_info(spool)').all() as { name: string }[]).map((c) => c.name);
   if (!spoolColumns.includes('n')) db.exec('ALTER TABLE spool ADD COLUMN n INTEGER NOT NULL DEFAULT 1');
   // The number of records waiting, kept in the same transactions that add and remove them, so
@@ -149,6 +171,8 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   const selectCountsByMeter = db.prepare(
     'SELECT coalesce(meter_id, \'\') AS meter, code, count(*) AS n FROM dead_letter WHERE received_at >= ? AND received_at < ? GROUP BY meter_id, code',
   );
+  const selectWrittenSince = db.prepare('SELECT meter, day_ms, version FROM written_day WHERE version > ? ORDER BY version').raw(true);
+  const selectWrittenVersion = db.prepare('SELECT coalesce(max(version), 0) FROM written_day').pluck();
   const updateReplayed = db.prepare('UPDATE dead_letter SET replayed_at = ? WHERE id = ?');
 
   const commit = db.transaction((batch: readonly PendingAppend[]) => {
@@ -177,8 +201,16 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   const ackInsertDeadLetter = ackDb.prepare(
     'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
-  const acknowledgeTx = ackDb.transaction((lastId: number, deadLetters: readonly DeadLetterInput[]) => {
+  const ackNextVersion = ackDb.prepare('SELECT coalesce(max(version), 0) + 1 FROM written_day').pluck();
+  const ackUpsertDay = ackDb.prepare(
+    'INSERT INTO written_day (meter, day_ms, version) VALUES (?, ?, ?) ON CONFLICT (meter, day_ms) DO UPDATE SET version = excluded.version',
+  );
+  const acknowledgeTx = ackDb.transaction((lastId: number, deadLetters: readonly DeadLetterInput[], writtenDays: readonly WrittenDay[]) => {
     for (const d of deadLetters) ackInsertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
+    if (writtenDays.length > 0) {
+      const version = ackNextVersion.get() as number;
+      for (const day of writtenDays) ackUpsertDay.run(day.meterId, day.dayMs, version);
+    }
     ackSubtractDepth.run(ackCountUpTo.get(lastId) as number);
     ackDeleteUpTo.run(lastId);
   });
@@ -242,8 +274,8 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       }
       return lastId === -1 ? null : { lastId, lines, oldestReceivedAtMs };
     },
-    acknowledge(lastId, deadLetters = []) {
-      acknowledgeTx(lastId, deadLetters);
+    acknowledge(lastId, deadLetters = [], writtenDays = []) {
+      acknowledgeTx(lastId, deadLetters, writtenDays);
     },
     depth() {
       const records = countRecords();
@@ -277,6 +309,11 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       const counts: Record<string, number> = {};
       for (const row of selectCounts.all() as { code: string; n: number }[]) counts[row.code] = row.n;
       return counts;
+    },
+    writtenDaysSince(since) {
+      const rows = selectWrittenSince.all(since) as [string, number, number][];
+      const version = rows.length > 0 ? rows[rows.length - 1]![2] : Math.max(since, selectWrittenVersion.get() as number);
+      return { version, days: rows.map(([meterId, dayMs]) => ({ meterId, dayMs })) };
     },
     rejectionCountsByMeter(fromMs, toMs) {
       const counts: Record<string, Record<string, number>> = {};

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readingLine } from '@flowpilot/influx';
 import type { Reading } from '@flowpilot/schema';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
+import { connectMeter, eventually, makePilot, startTestPipeline, wireReading } from '../../../test/helpers/pipeline.ts';
 import { createCachedColumnsReader, createDirectColumnsReader } from './reading-cache.ts';
 
 const DAY = 86_400_000;
@@ -49,5 +50,40 @@ describe('the validated day cache against a real influxd', () => {
     expect(Array.from((await cached.read(query)).seq)).toEqual([0, 1, 2, 3, 4]);
     expect(cached.stats().entries).toBeLessThanOrEqual(2);
     expect(Array.from((await cached.read(query)).seq)).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+describe('the cache validated by the ingest\'s log of written days', () => {
+  it('sees every reading the pipeline writes into a cached day, without scanning InfluxDB', async () => {
+    const influx = await createTestInflux();
+    const pipeline = await startTestPipeline({ pilot: makePilot(['C1']), influx });
+    try {
+      const password = await pipeline.credentials.add('C1', 'meter');
+      const meter = await connectMeter(pipeline.mqttUrl, 'C1', password);
+      const dayStart = Math.floor((Date.now() - 2 * DAY) / DAY) * DAY;
+      const publish = (seq: number) => meter.publishAsync('meters/C1/readings', JSON.stringify(wireReading('C1', seq, dayStart + seq * 60_000)), { qos: 1 });
+      for (let seq = 0; seq < 5; seq++) await publish(seq);
+      await eventually(async () => pipeline.store.depth().records, (n) => n === 0, 10_000, (n) => `${n} spooled`);
+
+      let influxQueries = 0;
+      const counted = { ...influx, query: (q: string) => ((influxQueries += 1), influx.query(q)) };
+      const cached = createCachedColumnsReader(counted, { writtenDays: pipeline.store });
+      const query = { meterId: 'C1', fromMs: dayStart, toMs: dayStart + DAY };
+      const read = async () => {
+        await cached.validate(['C1'], query.fromMs, query.toMs);
+        return Array.from((await cached.read(query)).seq);
+      };
+      expect(await read()).toEqual([0, 1, 2, 3, 4]);
+      expect(await read()).toEqual([0, 1, 2, 3, 4]);
+      // One query: the first read of the day. Validation asked the log, not InfluxDB.
+      expect(influxQueries).toBe(1);
+
+      await publish(5);
+      await eventually(async () => pipeline.store.depth().records, (n) => n === 0, 10_000, (n) => `${n} spooled`);
+      expect(await read()).toEqual([0, 1, 2, 3, 4, 5]);
+      await meter.endAsync();
+    } finally {
+      await pipeline.close();
+    }
   });
 });

@@ -15,6 +15,9 @@ import type { ColumnsQuery, ReadingColumns } from './influx-metrics.ts';
  * one with a later receive time (max changes), or rewrites identical data (a replayed batch),
  * so a stale day cannot go unnoticed. Points written by other tools without `received_at` are
  * the one blind spot: such a rewrite is seen only if it changes the count.
+ *
+ * Where the durable store is at hand (the API on the ingest's host), the ingest's own log of the
+ * meter-days it wrote replaces that query: cheaper, and exact for every write FlowPilot makes.
  */
 export interface ColumnsReader {
   /** Checks the cached days of these meters over [fromMs, toMs] against InfluxDB; call once per request. */
@@ -23,17 +26,30 @@ export interface ColumnsReader {
   stats(): { entries: number; bytes: number; hits: number; misses: number };
 }
 
+/** The ingest's log of the meter-days it wrote (the durable store's `writtenDaysSince`). */
+export interface WrittenDaysLog {
+  writtenDaysSince(version: number): { version: number; days: { meterId: string; dayMs: number }[] };
+}
+
 export interface ReadingCacheOptions {
   /** Entries beyond this many bytes are evicted, least recently used first. */
   maxBytes: number;
+  /**
+   * Where the ingest logs what it wrote. With it, validation reads that log instead of scanning
+   * InfluxDB (a 100-meter month costs ~1.4 s to scan on influxd 1.6); writes into the database by
+   * anything other than FlowPilot's ingest are then seen only when an entry reaches maxAgeMs.
+   */
+  writtenDays?: WrittenDaysLog;
+  maxAgeMs: number;
 }
 
-export const DEFAULT_READING_CACHE_OPTIONS: ReadingCacheOptions = { maxBytes: 768 * 1024 * 1024 };
+export const DEFAULT_READING_CACHE_OPTIONS: ReadingCacheOptions = { maxBytes: 768 * 1024 * 1024, maxAgeMs: 10 * 60_000 };
 
 const DAY_MS = 86_400_000;
 const COLUMN_NAMES = ['tsMs', 'seq', 'flowM3h', 'totalM3', 'receivedAtMs', 'alarmsMask', 'temperatureC'] as const;
 
 interface DayEntry {
+  fetchedAtMs: number;
   count: number;
   maxReceivedAtMs: number | null;
   columns: ReadingColumns;
@@ -108,7 +124,7 @@ export function createCachedColumnsReader(influx: InfluxClient, options: Partial
     drop(k);
     let maxReceivedAtMs: number | null = null;
     for (const t of columns.receivedAtMs) if (Number.isFinite(t) && (maxReceivedAtMs === null || t > maxReceivedAtMs)) maxReceivedAtMs = t;
-    const entry: DayEntry = { count: columns.tsMs.length, maxReceivedAtMs, columns, bytes: columns.tsMs.length * 8 * COLUMN_NAMES.length + 128 };
+    const entry: DayEntry = { fetchedAtMs: Date.now(), count: columns.tsMs.length, maxReceivedAtMs, columns, bytes: columns.tsMs.length * 8 * COLUMN_NAMES.length + 128 };
     entries.set(k, entry);
     bytes += entry.bytes;
     for (const [oldest] of entries) {
@@ -123,8 +139,19 @@ export function createCachedColumnsReader(influx: InfluxClient, options: Partial
     return splitByDay(columns, firstDayMs, dayCount);
   }
 
+  let loggedVersion = 0;
+
   return {
     async validate(meterIds, fromMs, toMs) {
+      const log = settings.writtenDays;
+      if (log) {
+        const changes = log.writtenDaysSince(loggedVersion);
+        loggedVersion = changes.version;
+        for (const day of changes.days) drop(key(day.meterId, day.dayMs));
+        const oldest = Date.now() - settings.maxAgeMs;
+        for (const [k, entry] of entries) if (entry.fetchedAtMs < oldest) drop(k);
+        return;
+      }
       const firstDay = Math.floor(fromMs / DAY_MS) * DAY_MS;
       const endDay = Math.floor(toMs / DAY_MS) * DAY_MS + DAY_MS;
       const wanted = new Set(meterIds);

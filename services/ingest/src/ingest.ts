@@ -1,7 +1,7 @@
 import { setTimeout as sleepTimer } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { InfluxError, writeIsolating, type InfluxClient, type IsolatedWriteResult } from '@flowpilot/influx';
-import type { DeadLetterInput, DurableStore, SpoolBatch } from '@flowpilot/store';
+import type { DeadLetterInput, DurableStore, SpoolBatch, WrittenDay } from '@flowpilot/store';
 import { nextBackoffMs, type BackoffOptions } from './backoff.ts';
 
 /**
@@ -50,6 +50,29 @@ export interface IngestStats {
   influxAvailable: boolean;
   lastError: string | null;
   lastWriteLatencyMs: number | null;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The UTC meter-days a batch of `reading` lines touches (the API's cache drops exactly those).
+ * Meter ids are plain ([A-Za-z0-9_.-], SPEC section 1): the tag needs no unescaping.
+ */
+export function writtenDaysOf(lines: readonly string[]): WrittenDay[] {
+  const seen = new Set<string>();
+  const days: WrittenDay[] = [];
+  for (const line of lines) {
+    if (!line.startsWith('reading,meter=')) continue;
+    const meterEnd = line.indexOf(',', 14);
+    const meterId = line.slice(14, meterEnd);
+    const dayMs = Math.floor(Number(line.slice(line.lastIndexOf(' ') + 1)) / DAY_MS) * DAY_MS;
+    const key = `${meterId} ${dayMs}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      days.push({ meterId, dayMs });
+    }
+  }
+  return days;
 }
 
 export interface Ingest {
@@ -112,13 +135,14 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
     lastId: number;
     startedAt: number;
     write: Promise<IsolatedWriteResult>;
+    days: WrittenDay[];
   }
 
   function send(batch: SpoolBatch): BatchInFlight {
     const write = writeIsolating(influx, batch.lines);
     // Settled here too, so a failed write that waits behind an older one is never "unhandled".
     write.catch(() => undefined);
-    return { lastId: batch.lastId, startedAt: clock.now(), write };
+    return { lastId: batch.lastId, startedAt: clock.now(), write, days: writtenDaysOf(batch.lines) };
   }
 
   /** Removes a confirmed batch from the spool (strictly in order) and keeps InfluxDB's refusals. */
@@ -133,7 +157,7 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
       reason: r.reason,
       payload: r.line,
     }));
-    store.acknowledge(batch.lastId, refused);
+    store.acknowledge(batch.lastId, refused, batch.days);
     if (refused.length > 0) log.warn({ count: refused.length, first: refused[0]?.reason }, 'InfluxDB refused some lines; they are kept as dead letters (flowpilot deadletters list)');
     stats.batchesWritten += 1;
     stats.linesWritten += result.written;

@@ -1,3 +1,4 @@
+import { zoneOffsetMs } from '@flowpilot/metrics';
 /**
  * Local wall-clock time in the pilot's IANA zone (SPEC section 3: "days and nights are
  * local"). Intl is slow (microseconds a call) and a totalizer sum visits every interval since
@@ -22,26 +23,9 @@ export interface LocalTime {
 }
 
 export function createLocalTime(timeZone: string): LocalTime {
-  const format = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  });
   const blocks = new Map<number, number | number[]>();
-
-  function computeOffset(utcMs: number): number {
-    const parts: Record<string, number> = {};
-    for (const part of format.formatToParts(new Date(utcMs))) {
-      if (part.type !== 'literal') parts[part.type] = Number(part.value);
-    }
-    const wallAsUtc = Date.UTC(parts.year ?? 1970, (parts.month ?? 1) - 1, parts.day ?? 1, parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0);
-    return wallAsUtc - Math.floor(utcMs / 1000) * 1000;
-  }
+  // One Intl-based offset for the whole project (packages/metrics); this module caches it per block.
+  const computeOffset = (utcMs: number): number => zoneOffsetMs(timeZone, utcMs);
 
   function resolveBlock(block: number): number | number[] {
     const startMs = block * BLOCK_MS;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
+import { parseTimeParam } from '@flowpilot/api';
 import { DEFAULT_BROKER_OPTIONS } from '@flowpilot/broker';
 import { progressBar, writeReport } from '@flowpilot/report';
 import { createMeterRegistry, FlowPilotError } from '@flowpilot/schema';
@@ -262,10 +263,10 @@ async function replay(args: string[]): Promise<void> {
   }
 }
 
-/** ISO 8601 with an offset, or epoch milliseconds (SPEC section 5). */
+/** ISO 8601 with an offset, or epoch milliseconds: the API's own rule for times (SPEC section 5). */
 function parseTime(flag: string, value: string | undefined): number {
-  const ms = value === undefined ? NaN : /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new FlowPilotError('ERR_CONFIG', `--${flag} ${value ?? ''}: expected an ISO 8601 time such as 2026-11-01T00:00:00+05:00, or epoch milliseconds`);
+  const ms = value === undefined ? null : parseTimeParam(value);
+  if (ms === null) throw new FlowPilotError('ERR_CONFIG', `--${flag} ${value ?? ''}: expected an ISO 8601 time such as 2026-11-01T00:00:00+05:00, or epoch milliseconds`);
   return ms;
 }
 

@@ -4,3 +4,4 @@ export type { ApiOptions } from './app.ts';
 export { createMqttLiveFeed, DEFAULT_MQTT_LIVE_FEED_OPTIONS } from './live-feed.ts';
 export type { LiveFeed, MeterLiveState, MqttLiveFeedOptions, ReadingListener } from './live-feed.ts';
 export type { RejectionsProvider } from './metrics-routes.ts';
+export { parseTimeParam } from './api-schemas.ts';

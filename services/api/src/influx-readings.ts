@@ -1,4 +1,4 @@
-import { alarmsFromMask } from '@flowpilot/schema';
+import { alarmsFromMask, toWireReading } from '@flowpilot/schema';
 import type { Reading } from '@flowpilot/schema';
 import type { ApiReading, Bucket, Every } from './api-schemas.ts';
 import { quoteIdentifier, quoteString, timeLiteral } from '@flowpilot/influx';
@@ -12,19 +12,9 @@ const SELECT_READING_FIELDS = READING_FIELDS.map(quoteIdentifier).join(', ');
 
 /** The API's JSON for a normalised reading: back to the wire names of SPEC section 1. */
 export function toApiReading(reading: Reading, receivedAtMs?: number): ApiReading {
-  const api: ApiReading = {
-    ts: new Date(reading.tsMs).toISOString(),
-    flow: reading.flowM3h,
-    total: reading.totalM3,
-    alarms: [...reading.alarms],
-    seq: reading.seq,
-  };
-  if (reading.totalReverseM3 !== undefined) api.totalReverse = reading.totalReverseM3;
-  if (reading.velocityMps !== undefined) api.velocity = reading.velocityMps;
-  if (reading.pressureBar !== undefined) api.pressure = reading.pressureBar;
-  if (reading.temperatureC !== undefined) api.temperature = reading.temperatureC;
-  if (reading.batteryPct !== undefined) api.battery = reading.batteryPct;
-  if (reading.rssiDbm !== undefined) api.rssi = reading.rssiDbm;
+  // The wire form (schema's toWireReading) minus the envelope; alarms always listed, time as ISO.
+  const { v: _v, meterId: _meterId, ts, alarms: _alarms, ...fields } = toWireReading(reading);
+  const api: ApiReading = { ...fields, ts: String(ts), alarms: [...reading.alarms] };
   if (receivedAtMs !== undefined) api.receivedAt = new Date(receivedAtMs).toISOString();
   return api;
 }

@@ -100,3 +100,26 @@ describe('flowpilot credentials and deadletters', () => {
     expect((await flowpilot(['deadletters', 'replay'], env)).stdout).toContain('Replayed 0 dead letters');
   });
 });
+
+describe('flowpilot tokens and the API\'s exposure (SPEC section 8)', () => {
+  it('refuses to start the API on a network address without a token, in one sentence, and starts once a token exists', async () => {
+    const dataDir = tempDir();
+    const env = { FLOWPILOT_DATA_DIR: dataDir, FLOWPILOT_HTTP_HOST: '0.0.0.0', FLOWPILOT_INFLUX_URL: 'http://127.0.0.1:9' };
+    const refused = await flowpilot(['api'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/FLOWPILOT_HTTP_HOST=0\.0\.0\.0 lets other machines reach the API, and no API token exists: add one with `flowpilot tokens add <name> --role admin`/);
+
+    const added = await flowpilot(['tokens', 'add', 'evaluator-1', '--role', 'evaluator'], env);
+    expect(added.code).toBe(0);
+    const token = /fpt_[A-Za-z0-9_-]+/.exec(added.stdout)?.[0];
+    expect(token).toBeDefined();
+    const listed = await flowpilot(['tokens', 'list'], env);
+    expect(listed.stdout).toContain('evaluator-1');
+    expect(listed.stdout).not.toContain(token!);
+
+    // With a token the check passes; `api` then stops at the next step (no service login in this data dir).
+    const next = await flowpilot(['api'], env);
+    expect(next.stderr).not.toContain('no API token exists');
+    expect(next.stderr).toContain('no MQTT login for the flowpilot-api service');
+  });
+});

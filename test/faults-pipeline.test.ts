@@ -12,7 +12,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function pipelineBehindProxy(meterIds: string[], options: { storeMaxRecords?: number } = {}): Promise<{ pipeline: TestPipeline; proxy: TcpProxy; direct: Awaited<ReturnType<typeof createTestInflux>> }> {
+async function pipelineBehindProxy(meterIds: string[], options: { storeMaxRecords?: number; storeMeterShare?: number } = {}): Promise<{ pipeline: TestPipeline; proxy: TcpProxy; direct: Awaited<ReturnType<typeof createTestInflux>> }> {
   const direct = await createTestInflux();
   const proxy = await startTcpProxy(direct.config.url);
   cleanups.push(() => proxy.close());
@@ -30,8 +30,33 @@ async function meterClient(pipeline: TestPipeline, id: string) {
 }
 
 describe('store full (SPEC section 6: stop accepting rather than drop)', () => {
+  it('refuses a meter that holds its share of the store while the other meters are still accepted (SPEC section 8)', async () => {
+    const { pipeline, proxy, direct } = await pipelineBehindProxy(['M1', 'M2'], { storeMaxRecords: 100, storeMeterShare: 0.2 });
+    proxy.down();
+    const [m1, m2] = [await meterClient(pipeline, 'M1'), await meterClient(pipeline, 'M2')];
+    const start = Date.now() - 500 * 60_000;
+    const acked = { M1: 0, M2: 0 };
+    const publishing = (async () => {
+      for (let seq = 0; seq < 40; seq++) {
+        await m2.publishAsync('meters/M2/readings', JSON.stringify(wireReading('M2', seq, start + seq * 60_000)), { qos: 1 });
+        acked.M2 += 1;
+      }
+    })();
+    await eventually(async () => pipeline.broker.stats().refusedByLimit.store_meter_share ?? 0, (n) => n >= 1, 20_000, (n) => `${n} refusals`);
+    expect(acked.M2).toBe(20); // max(ceil(100 × 0.2), 1)
+    for (let seq = 0; seq < 5; seq++) {
+      await m1.publishAsync('meters/M1/readings', JSON.stringify(wireReading('M1', seq, start + seq * 60_000)), { qos: 1 });
+      acked.M1 += 1;
+    }
+    expect(acked.M1).toBe(5);
+    proxy.up();
+    await publishing;
+    const stored = await eventually(() => storedPairs(direct), (s) => s.points >= 45, 60_000, (s) => `${s.points} of 45`);
+    expect(stored.pairs.size).toBe(45);
+  });
+
   it('withholds PUBACKs at the limit, says so in metrics and readiness, and accepts again once InfluxDB drains the store', async () => {
-    const { pipeline, proxy, direct } = await pipelineBehindProxy(['M1'], { storeMaxRecords: 200 });
+    const { pipeline, proxy, direct } = await pipelineBehindProxy(['M1'], { storeMaxRecords: 200, storeMeterShare: 1 }); // one meter may fill it all here
     proxy.down();
     const metrics = createMetricsRegistry();
     registerStoreMetrics(metrics, pipeline.store);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import pino from 'pino';
-import { createBroker, openCredentialsStore, type CredentialsStore, type FlowPilotBroker } from '@flowpilot/broker';
+import { createBroker, openCredentialsStore, type BrokerOptions, type CredentialsStore, type FlowPilotBroker } from '@flowpilot/broker';
 import type { InfluxClient } from '@flowpilot/influx';
 import { createIngest, type Ingest } from '@flowpilot/ingest';
 import { createMeterRegistry, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
@@ -31,9 +31,27 @@ export function makePilot(meterIds: readonly string[], extra = ''): PilotConfig 
 
 export const quietLog = pino({ level: process.env.FLOWPILOT_TEST_LOG ?? 'silent' });
 
-export async function startTestPipeline(options: { pilot: PilotConfig; influx: InfluxClient; maxPayloadBytes?: number; storeMaxRecords?: number }): Promise<TestPipeline> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'flowpilot-test-'));
-  const store = openDurableStore({ path: join(dataDir, 'spool.sqlite'), ...(options.storeMaxRecords ? { maxRecords: options.storeMaxRecords } : {}) });
+export interface TestPipelineOptions {
+  pilot: PilotConfig;
+  influx: InfluxClient;
+  maxPayloadBytes?: number;
+  storeMaxRecords?: number;
+  /** The share of the store one meter may hold (0.2 unless given). */
+  storeMeterShare?: number;
+  /** More broker options (limits, persistence, heartbeat). */
+  broker?: Partial<BrokerOptions>;
+  /** An existing data dir (a restart); a new temp folder when absent. It is removed on close only when it was made here. */
+  dataDir?: string;
+}
+
+export async function startTestPipeline(options: TestPipelineOptions): Promise<TestPipeline> {
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'flowpilot-test-'));
+  const store = openDurableStore({
+    path: join(dataDir, 'spool.sqlite'),
+    ...(options.storeMaxRecords ? { maxRecords: options.storeMaxRecords } : {}),
+    ...(options.storeMeterShare ? { meterShare: options.storeMeterShare } : {}),
+  });
   const credentials = openCredentialsStore(join(dataDir, 'credentials.json'));
   const broker = await createBroker({
     registry: createMeterRegistry(options.pilot),
@@ -41,6 +59,7 @@ export async function startTestPipeline(options: { pilot: PilotConfig; influx: I
     store,
     log: quietLog,
     ...(options.maxPayloadBytes ? { maxPayloadBytes: options.maxPayloadBytes } : {}),
+    ...options.broker,
   });
   const address = await broker.listen(0, '127.0.0.1');
   const ingest = createIngest({ store, influx: options.influx, log: quietLog });
@@ -56,7 +75,7 @@ export async function startTestPipeline(options: { pilot: PilotConfig; influx: I
       await broker.close();
       await ingest.stop();
       store.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

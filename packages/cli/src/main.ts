@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { parseTimeParam } from '@flowpilot/api';
+import { parseTimeParam, runTokensCommand } from '@flowpilot/api';
 import { DEFAULT_BROKER_OPTIONS } from '@flowpilot/broker';
 import { progressBar, writeReport } from '@flowpilot/report';
 import { createMeterRegistry, FlowPilotError } from '@flowpilot/schema';
 import { parseDuration } from '@flowpilot/simulator';
+import { runCertsCommand } from './certificates.ts';
 import { createLogger } from './logger.ts';
 import {
   connectInflux,
@@ -16,12 +18,15 @@ import {
   runBroker,
   runIngest,
   pipelineReadiness,
+  assertApiExposureAllowed,
+  tokensPath,
   runSimulator,
   stopAll,
   storePath,
   type Running,
 } from './run-services.ts';
 import { createMetricsRegistry, serveMetrics } from './prometheus.ts';
+import { printable } from './printable.ts';
 import { replayDeadLetters } from './replay-dead-letters.ts';
 import { ensureServiceLogin, readServiceLogin, type MqttLogin } from './service-logins.ts';
 import { loadSettings, type Settings } from './settings.ts';
@@ -48,6 +53,13 @@ Usage: flowpilot <command> [options]
                                            file) and send the ones that pass to InfluxDB
   report --from T --to T --format pdf|csv --out FILE [--lang en|ru] [--api URL]
                                            the evaluator's report from a running API, with a progress bar
+  tokens add <name> --role viewer|evaluator|admin
+                                           an API token (printed once, stored hashed); with one,
+                                           every API route but /healthz and /readyz needs a token
+  tokens list [--json] | tokens revoke <name>
+  certs init [--host H ...] [--days N]     a site CA and the server certificate for mqtts and HTTPS
+  certs meter <id ...> | certs meters --all a client certificate per meter (CN = meter id, no password)
+  certs list                               the certificates in the data dir and when they expire
   check [pilot.yaml]                       validate a pilot file
 
 Settings come from the environment: FLOWPILOT_PILOT, FLOWPILOT_DATA_DIR, FLOWPILOT_MQTT_PORT,
@@ -91,6 +103,7 @@ function serviceLogin(settings: Settings, name: string): MqttLogin {
 async function start(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { 'no-simulator': { type: 'boolean' }, 'no-backfill': { type: 'boolean' } } });
   const settings = loadSettings();
+  assertApiExposureAllowed(settings);
   const log = createLogger(settings.logLevel);
   const pilot = loadPilot(settings.pilotFile);
   const running: Running[] = [];
@@ -109,8 +122,7 @@ async function start(args: string[]): Promise<void> {
     const api = await runApi(settings, pilot, influx, await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api'), log, {
       metrics,
       readinessChecks: pipelineReadiness(store, ingest.ingest, settings.readyMaxLagSec * 1000),
-      rejections: (fromMs, toMs) => store.rejectionCountsByMeter(fromMs, toMs),
-      writtenDays: store,
+      store,
     });
     running.push(api);
     console.log(`\n  FlowPilot is running: pilot "${pilot.pilot.name}", ${pilot.meters.length} meters`);
@@ -175,6 +187,7 @@ async function ingest(): Promise<void> {
 
 async function api(): Promise<void> {
   const settings = loadSettings();
+  assertApiExposureAllowed(settings);
   const log = createLogger(settings.logLevel);
   const pilot = loadPilot(settings.pilotFile);
   const running: Running[] = [];
@@ -185,10 +198,7 @@ async function api(): Promise<void> {
   const store = existsSync(storePath(settings)) ? openStore(settings) : null;
   if (store) running.push({ name: 'store', stop: async () => store.close() });
   running.push(
-    await runApi(settings, pilot, influx, serviceLogin(settings, 'flowpilot-api'), log, {
-      metrics: createMetricsRegistry(),
-      ...(store ? { rejections: (fromMs: number, toMs: number) => store.rejectionCountsByMeter(fromMs, toMs), writtenDays: store } : {}),
-    }),
+    await runApi(settings, pilot, influx, serviceLogin(settings, 'flowpilot-api'), log, { metrics: createMetricsRegistry(), ...(store ? { store } : {}) }),
   );
 }
 
@@ -236,7 +246,9 @@ async function deadletters(args: string[]): Promise<void> {
     const counts = store.rejectionCounts();
     console.log(Object.keys(counts).length === 0 ? 'No dead letters.' : `Rejected, by reason: ${JSON.stringify(counts)}`);
     for (const letter of store.listDeadLetters({ limit: Number(values.limit), ...(values.code ? { code: values.code } : {}) })) {
-      console.log(`#${letter.id} ${new Date(letter.receivedAtMs).toISOString()} ${letter.topic} ${letter.code}\n    ${letter.reason}\n    ${letter.payload.slice(0, 300)}`);
+      // A payload is whatever a client sent: escaped, so it cannot drive this terminal (SPEC section 8).
+      const size = letter.truncated ? ` (${letter.payloadBytes} bytes received, the first ${Buffer.byteLength(letter.payload)} kept)` : '';
+      console.log(`#${letter.id} ${new Date(letter.receivedAtMs).toISOString()} ${printable(letter.topic, 200)} ${letter.code}${size}\n    ${printable(letter.reason, 500)}\n    ${printable(letter.payload, 300)}`);
     }
   } finally {
     store.close();
@@ -251,10 +263,12 @@ async function replay(args: string[]): Promise<void> {
   try {
     const outcome = await replayDeadLetters(
       store,
-      { registry: createMeterRegistry(pilot), nowMs: Date.now(), retentionMs: DEFAULT_BROKER_OPTIONS.retentionMs, maxPayloadBytes: DEFAULT_BROKER_OPTIONS.maxPayloadBytes },
+      { registry: createMeterRegistry(pilot), nowMs: Date.now(), retentionMs: DEFAULT_BROKER_OPTIONS.retentionMs, maxPayloadBytes: settings.maxPayloadBytes },
       { limit: Number(values.limit), ...(values.code ? { code: values.code } : {}), ...(values.meter ? { meterId: values.meter } : {}) },
     );
     console.log(`Replayed ${outcome.replayed} dead letters (${outcome.records} records now wait for InfluxDB in the durable store).`);
+    if (outcome.truncated > 0) console.log(`${outcome.truncated} dead letters were kept only in part (over FLOWPILOT_DEADLETTER_MAX_PAYLOAD_BYTES) and cannot be replayed.`);
+    if (outcome.refusedByStore > 0) console.log(`${outcome.refusedByStore} dead letters wait: the durable store refuses their meter now (full, or the meter at its share); replay them later.`);
     if (Object.keys(outcome.stillRejected).length > 0) {
       console.log(`Still rejected, by reason: ${JSON.stringify(outcome.stillRejected)} (flowpilot deadletters list --code … says why).`);
     }
@@ -312,6 +326,17 @@ async function report(args: string[]): Promise<void> {
   console.log(`Wrote ${out} (${bytes} bytes).`);
 }
 
+async function tokens(args: string[]): Promise<void> {
+  await runTokensCommand(args, tokensPath(loadSettings()), (line) => console.log(line));
+}
+
+async function certs(args: string[]): Promise<void> {
+  const settings = loadSettings();
+  // Only `meters --all` needs the pilot file: `init` works before there is a valid one.
+  const pilotMeterIds = args[0] === 'meters' && args.includes('--all') ? loadPilot(settings.pilotFile).meters.map((m) => m.id) : [];
+  await runCertsCommand(args, { defaultDir: join(settings.dataDir, 'tls'), pilotMeterIds, print: (line) => console.log(line) });
+}
+
 function check(args: string[]): void {
   const path = args[0] ?? loadSettings().pilotFile;
   const pilot = loadPilot(path);
@@ -328,6 +353,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void> | void> = {
   credentials,
   deadletters,
   report,
+  tokens,
+  certs,
   check,
 };
 

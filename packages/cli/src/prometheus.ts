@@ -43,6 +43,14 @@ export function registerBrokerMetrics(registry: Registry, broker: FlowPilotBroke
     () => ({ store_full: broker.stats().refusedStoreFull, store_error: broker.stats().refusedStoreError }),
     'cause',
   );
+  cumulativeCounter(
+    registry,
+    'flowpilot_limit_refusals_total',
+    'Connections, logins and publishes refused by a limit of SPEC section 8 (packet_size, connection_rate, publish_rate, login_blocked, …)',
+    () => broker.stats().refusedByLimit,
+    'limit',
+  );
+  cumulativeCounter(registry, 'flowpilot_broker_hook_errors_total', 'Failures inside the broker\'s hooks, each turned into a refusal instead of a crash', () => ({ all: broker.stats().hookErrors }));
   new Gauge({
     name: 'flowpilot_connected_clients',
     help: 'MQTT clients connected to the broker (meters and services)',
@@ -54,6 +62,12 @@ export function registerBrokerMetrics(registry: Registry, broker: FlowPilotBroke
 }
 
 export function registerStoreMetrics(registry: Registry, store: DurableStore, clock: { now(): number } = Date): void {
+  cumulativeCounter(
+    registry,
+    'flowpilot_dead_letters_not_stored_total',
+    'Rejected messages over a meter\'s hourly dead-letter quota: counted by reason, not stored (SPEC section 8)',
+    () => ({ all: store.deadLetterStats().notStored }),
+  );
   new Gauge({
     name: 'flowpilot_store_depth_records',
     help: 'Records accepted but not yet confirmed by InfluxDB',

@@ -1,14 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createApi, createMqttLiveFeed } from '@flowpilot/api';
-import { createBroker, openCredentialsStore, openSessionPersistence, type CredentialsStore, type FlowPilotBroker } from '@flowpilot/broker';
+import { createApi, createMqttLiveFeed, openApiTokenStore, type DeadLetterAccess } from '@flowpilot/api';
+import { createBroker, DEFAULT_BROKER_OPTIONS, openCredentialsStore, openSessionPersistence, type CredentialsStore, type FlowPilotBroker } from '@flowpilot/broker';
 import { createInfluxClient, ensureInfluxdInstalled, startLocalInflux, type InfluxClient } from '@flowpilot/influx';
 import { createIngest, type Ingest } from '@flowpilot/ingest';
 import type { Registry } from 'prom-client';
 import { createMeterRegistry, FlowPilotError, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
 import { createSimulator, DEMO_FAULT_OPTIONS } from '@flowpilot/simulator';
-import { openDurableStore, type DurableStore } from '@flowpilot/store';
+import { ensurePrivateDir, openDurableStore, type DeadLetter, type DurableStore } from '@flowpilot/store';
+import { clientCertificatePaths } from './certificates.ts';
+import { replayDeadLetters } from './replay-dead-letters.ts';
 import { ingestMetricsEvents, registerBrokerMetrics, registerIngestMetrics, registerStoreMetrics } from './prometheus.ts';
 import type { MqttLogin } from './service-logins.ts';
 import type { Settings } from './settings.ts';
@@ -38,7 +40,15 @@ export function openCredentials(settings: Settings): CredentialsStore {
 }
 
 export function openStore(settings: Settings): DurableStore {
-  return openDurableStore({ path: storePath(settings), maxRecords: settings.storeMaxRecords });
+  // The data dir holds the spool, the dead letters and every credential: its owner's only (SPEC section 8).
+  ensurePrivateDir(settings.dataDir, { tightenExisting: true });
+  return openDurableStore({
+    path: storePath(settings),
+    maxRecords: settings.storeMaxRecords,
+    meterShare: settings.storeMeterShare,
+    deadLetterMaxPayloadBytes: settings.deadLetterMaxPayloadBytes,
+    deadLettersPerMeterHour: settings.deadLettersPerMeterHour,
+  });
 }
 
 /** An InfluxDB client: the configured one, or a local influxd started (and installed) here. */
@@ -74,14 +84,43 @@ export async function runBroker(
     store,
     log: log.child({ service: 'broker' }),
     allowAnonymous: settings.allowAnonymous,
+    maxPayloadBytes: settings.maxPayloadBytes,
+    limits: settings.brokerLimits,
     persistence: openSessionPersistence(join(settings.dataDir, 'broker-sessions')),
   });
   registerBrokerMetrics(metrics, broker);
   registerStoreMetrics(metrics, store);
-  const address = await broker.listen(settings.mqttPort, settings.listenHost);
-  const url = `mqtt://${settings.listenHost}:${address.port}`;
+  const urls: string[] = [];
+  try {
+    if (settings.mqttPort !== null) {
+      const address = await broker.listen(settings.mqttPort, settings.mqttHost);
+      urls.push(`mqtt://${settings.mqttHost}:${address.port}`);
+    }
+    if (settings.mqttTls) {
+      const tls = settings.mqttTls;
+      const address = await broker.listenTls(settings.mqttsPort, settings.mqttHost, {
+        cert: readSettingFile(tls.certFile, 'FLOWPILOT_MQTT_TLS_CERT'),
+        key: readSettingFile(tls.keyFile, 'FLOWPILOT_MQTT_TLS_KEY'),
+        ...(tls.caFile ? { ca: readSettingFile(tls.caFile, 'FLOWPILOT_MQTT_TLS_CA') } : {}),
+      });
+      urls.push(`mqtts://${settings.mqttHost}:${address.port}${tls.caFile ? ' (client certificates required)' : ''}`);
+    }
+  } catch (error) {
+    await broker.close();
+    throw error;
+  }
+  const url = urls.join(', ');
   log.info({ url }, 'MQTT broker listening');
   return { name: 'broker', url, broker, stop: () => broker.close() };
+}
+
+/** A certificate or key file named by a setting, with an error that names the setting. */
+export function readSettingFile(path: string, setting: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new FlowPilotError('ERR_CONFIG', `${setting}=${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}): point it to an existing PEM file (flowpilot certs init makes them)`);
+  }
 }
 
 export function runIngest(store: DurableStore, influx: InfluxClient, log: Logger, metrics: Registry): Running & { ingest: Ingest } {
@@ -118,17 +157,20 @@ export async function runApi(
   extra: {
     metrics: Registry;
     readinessChecks?: Record<string, () => { ok: boolean; reason?: string }>;
-    /** Dead letters per meter and reason for /metrics' `rejected` (the durable store of this host). */
-    rejections?: (fromMs: number, toMs: number) => Record<string, Record<string, number>>;
-    /** The ingest's log of what it wrote: /metrics' cache validates against it instead of scanning InfluxDB. */
-    writtenDays?: DurableStore;
+    /**
+     * The durable store of this host: /metrics' `rejected` per meter, the cache's log of what
+     * the ingest wrote (instead of scanning InfluxDB), and the admin's dead letters.
+     */
+    store?: DurableStore;
   },
 ): Promise<Running & { url: string }> {
+  const { store } = extra;
   const liveFeed = createMqttLiveFeed({
     mqttUrl: settings.mqttUrl,
     username: login.username,
     password: login.password,
     clientId: `${login.username}:${process.pid}`,
+    ...withTls(serviceMqttTls(settings, login.username)),
     pilot,
     log: log.child({ service: 'api-live' }),
   });
@@ -140,12 +182,25 @@ export async function runApi(
     log: log.child({ service: 'api' }, { level: 'warn' }),
     metrics: extra.metrics,
     metricsWarmupDays: 30,
-    ...(extra.writtenDays ? { readingCache: { writtenDays: extra.writtenDays } } : {}),
+    tokens: openApiTokenStore(tokensPath(settings)),
+    expensiveRatePerMinute: settings.httpExpensivePerMinute,
+    maxLiveConnections: settings.httpMaxLiveConnections,
+    requestTimeoutMs: settings.httpRequestTimeoutSec * 1000,
+    ...(settings.httpTls
+      ? { https: { cert: readSettingFile(settings.httpTls.certFile, 'FLOWPILOT_HTTP_TLS_CERT'), key: readSettingFile(settings.httpTls.keyFile, 'FLOWPILOT_HTTP_TLS_KEY') } }
+      : {}),
     ...(extra.readinessChecks ? { readinessChecks: extra.readinessChecks } : {}),
-    ...(extra.rejections ? { rejections: extra.rejections } : {}),
+    ...(store
+      ? {
+          readingCache: { writtenDays: store },
+          rejections: (fromMs: number, toMs: number) => store.rejectionCountsByMeter(fromMs, toMs),
+          deadLetters: deadLetterAccess(store, pilot, settings),
+        }
+      : {}),
   });
-  await app.listen({ port: settings.httpPort, host: settings.listenHost });
-  const url = `http://${settings.listenHost === '0.0.0.0' ? '127.0.0.1' : settings.listenHost}:${settings.httpPort}`;
+  await app.listen({ port: settings.httpPort, host: settings.httpHost });
+  const shownHost = settings.httpHost === '0.0.0.0' || settings.httpHost === '::' ? '127.0.0.1' : settings.httpHost;
+  const url = `${settings.httpTls ? 'https' : 'http'}://${shownHost}:${settings.httpPort}`;
   log.info({ url }, 'API and dashboard listening');
   return {
     name: 'api',
@@ -154,6 +209,65 @@ export async function runApi(
       await app.close();
       await liveFeed.close();
     },
+  };
+}
+
+/**
+ * TLS for FlowPilot's own MQTT clients (the API's live feed, the simulator) when the broker
+ * is reached over `mqtts://`: trust the site CA, and present `<dataDir>/tls/clients/<login>.crt`
+ * when the broker asks for client certificates (`flowpilot certs meter <login>` makes it).
+ */
+export function serviceMqttTls(settings: Settings, loginName: string): { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined {
+  if (!settings.mqttUrl.startsWith('mqtts:')) return undefined;
+  const caFile = settings.mqttTls?.caFile;
+  const { certPath, keyPath } = clientCertificatePaths(join(settings.dataDir, 'tls'), loginName);
+  const tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } = caFile ? { ca: readSettingFile(caFile, 'FLOWPILOT_MQTT_TLS_CA') } : {};
+  if (existsSync(certPath) && existsSync(keyPath)) return { ...tls, cert: readFileSync(certPath), key: readFileSync(keyPath) };
+  if (caFile) {
+    throw new FlowPilotError('ERR_CONFIG', `the broker asks for client certificates and the ${loginName} service has none: run \`flowpilot certs meter ${loginName}\` and start again`);
+  }
+  return tls;
+}
+
+const withTls = (tls: ReturnType<typeof serviceMqttTls>) => (tls ? { tls } : {});
+
+export function tokensPath(settings: Settings): string {
+  return join(settings.dataDir, 'api-tokens.json');
+}
+
+/**
+ * SPEC section 8: with no API token the API answers loopback clients only, and `start` and
+ * `api` refuse to listen on a host other machines can reach.
+ */
+export function assertApiExposureAllowed(settings: Settings): void {
+  const host = settings.httpHost.replace(/^\[(.*)\]$/, '$1');
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (loopback || openApiTokenStore(tokensPath(settings)).hasTokens()) return;
+  throw new FlowPilotError(
+    'ERR_CONFIG',
+    `FLOWPILOT_HTTP_HOST=${settings.httpHost} lets other machines reach the API, and no API token exists: add one with \`flowpilot tokens add <name> --role admin\` (it is printed once), then start again`,
+  );
+}
+
+/** The admin's dead letters over the API: the store's listing and `flowpilot deadletters replay`. */
+function deadLetterAccess(store: DurableStore, pilot: PilotConfig, settings: Settings): DeadLetterAccess {
+  return {
+    list({ code, meterId, limit }) {
+      const found: DeadLetter[] = [];
+      let afterId = 0;
+      for (;;) {
+        const page = store.listDeadLetters({ afterId, limit: 500, ...(code ? { code } : {}) });
+        if (page.length === 0) return found;
+        afterId = page[page.length - 1]!.id;
+        for (const letter of page) {
+          if (meterId !== undefined && letter.meterId !== meterId) continue;
+          found.push(letter);
+          if (found.length >= limit) return found;
+        }
+      }
+    },
+    replay: (filter) =>
+      replayDeadLetters(store, { registry: createMeterRegistry(pilot), nowMs: Date.now(), retentionMs: DEFAULT_BROKER_OPTIONS.retentionMs, maxPayloadBytes: settings.maxPayloadBytes }, { limit: 100_000, ...filter }),
   };
 }
 
@@ -181,6 +295,7 @@ export async function runSimulator(settings: Settings, pilot: PilotConfig, login
     mqttUrl: settings.mqttUrl,
     username: login.username,
     password: login.password,
+    ...withTls(serviceMqttTls(settings, login.username)),
     seed: flags.seed,
     speed: flags.speed,
     backfillMs: flags.backfillMs,

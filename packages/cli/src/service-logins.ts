@@ -1,11 +1,13 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CredentialsStore } from '@flowpilot/broker';
+import { writeFileAtomic } from '@flowpilot/store';
 
 /**
  * Logins of FlowPilot's own services (api, simulator) on this host. The broker stores only
  * their hashes; the plain secrets sit beside the data in a 0600 file that only the services
- * on this host read, so `flowpilot api` on the same data dir finds its login.
+ * on this host read, so `flowpilot api` on the same data dir finds its login. Replaced
+ * atomically (SPEC section 8): a service starting meanwhile reads the old file or the new one.
  */
 export interface MqttLogin {
   username: string;
@@ -20,9 +22,7 @@ export async function ensureServiceLogin(dataDir: string, credentials: Credentia
   const known = secrets[name];
   if (known !== undefined && (await credentials.verify(name, known))?.role === 'service') return { username: name, password: known };
   const password = await credentials.add(name, 'service');
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(path, `${JSON.stringify({ ...secrets, [name]: password }, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  writeFileAtomic(path, `${JSON.stringify({ ...secrets, [name]: password }, null, 2)}\n`, 0o600);
   return { username: name, password };
 }
 

@@ -28,3 +28,28 @@ describe('loadSettings', () => {
     expect(settings.influxUrl).toBe('http://db:8086');
   });
 });
+
+describe('security settings (SPEC section 8)', () => {
+  it('listens on loopback by default, with each host following FLOWPILOT_LISTEN_HOST unless set', () => {
+    expect(loadSettings({}, '/x')).toMatchObject({ mqttHost: '127.0.0.1', httpHost: '127.0.0.1', mqttTls: null, httpTls: null });
+    expect(loadSettings({ FLOWPILOT_LISTEN_HOST: '0.0.0.0', FLOWPILOT_HTTP_HOST: '127.0.0.1' }, '/x')).toMatchObject({ mqttHost: '0.0.0.0', httpHost: '127.0.0.1' });
+  });
+
+  it('turns the plain MQTT listener off only with a TLS listener to take its place', () => {
+    expect(() => loadSettings({ FLOWPILOT_MQTT_PORT: 'off' }, '/x')).toThrow(/FLOWPILOT_MQTT_PORT=off leaves no MQTT listener/);
+    const settings = loadSettings({ FLOWPILOT_MQTT_PORT: 'off', FLOWPILOT_MQTT_TLS_CERT: 'tls/server.crt', FLOWPILOT_MQTT_TLS_KEY: 'tls/server.key', FLOWPILOT_MQTT_TLS_CA: 'tls/ca.crt' }, '/x');
+    expect(settings).toMatchObject({ mqttPort: null, mqttsPort: 8883, mqttUrl: 'mqtts://127.0.0.1:8883', mqttTls: { certFile: '/x/tls/server.crt', keyFile: '/x/tls/server.key', caFile: '/x/tls/ca.crt' } });
+  });
+
+  it('wants a certificate and its key together', () => {
+    expect(() => loadSettings({ FLOWPILOT_HTTP_TLS_CERT: 'a.crt' }, '/x')).toThrow(/FLOWPILOT_HTTP_TLS_KEY is missing/);
+    expect(() => loadSettings({ FLOWPILOT_MQTT_TLS_CA: 'ca.crt' }, '/x')).toThrow(/FLOWPILOT_MQTT_TLS_CA is set without/);
+  });
+
+  it('reads every limit, in the units its name says, and names a bad one', () => {
+    const settings = loadSettings({ FLOWPILOT_MQTT_MAX_PACKET_BYTES: '65536', FLOWPILOT_LOGIN_BLOCK_SEC: '60', FLOWPILOT_MQTT_CONNECT_TIMEOUT_SEC: '5', FLOWPILOT_STORE_METER_SHARE: '0.5' }, '/x');
+    expect(settings.brokerLimits).toMatchObject({ maxPacketBytes: 65536, loginBlockMs: 60_000, connectTimeoutMs: 5_000, maxConnectBytes: 8192, publishesPerSec: 50 });
+    expect(settings.storeMeterShare).toBe(0.5);
+    expect(() => loadSettings({ FLOWPILOT_STORE_METER_SHARE: '2', FLOWPILOT_MQTT_PUBLISH_RATE: '-1' }, '/x')).toThrow(/2 settings are invalid:[\s\S]*FLOWPILOT_MQTT_PUBLISH_RATE[\s\S]*FLOWPILOT_STORE_METER_SHARE|2 settings are invalid:[\s\S]*FLOWPILOT_STORE_METER_SHARE[\s\S]*FLOWPILOT_MQTT_PUBLISH_RATE/);
+  });
+});

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import type { Reading } from '@flowpilot/schema';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
 import { createInfluxClient } from './client.ts';
@@ -176,6 +176,19 @@ describe('InfluxClient against a real influxd', () => {
   it('an InfluxQL syntax error is kind query', async () => {
     const influx = await createTestInflux();
     await expect(influx.query('SELEC nothing')).rejects.toMatchObject({ kind: 'query', status: 400 });
+  });
+
+  it('sends credentials as Authorization: Basic, which influxd accepts (auth off in the tests)', async () => {
+    const influx = await createTestInflux();
+    const seen: URL[] = [];
+    const withAuth = createInfluxClient(
+      { url: inject('influxUrl'), database: influx.config.database, username: 'ingest', password: 's3cret' },
+      { fetch: async (input, init) => (seen.push(new URL(String(input))), fetch(input, init)) },
+    );
+    await withAuth.write(['reading,meter=b,site=s flow=1.5,seq=1i 1000']);
+    const [series] = await withAuth.query('SELECT "flow" FROM "reading"');
+    expect(series?.values).toEqual([[1000, 1.5]]);
+    expect(seen.map((url) => url.href).join(' ')).not.toMatch(/s3cret|[?&][up]=/);
   });
 
   it('ensureDatabase twice is harmless', async () => {

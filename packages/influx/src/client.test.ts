@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FlowPilotError } from '@flowpilot/schema';
-import { createInfluxClient } from './client.ts';
+import { createInfluxClient, redactUrl } from './client.ts';
 import type { InfluxErrorKind } from './errors.ts';
 import { InfluxError, parseRetryAfterMs } from './errors.ts';
 
@@ -220,35 +220,93 @@ describe('ensureDatabase', () => {
   });
 });
 
-describe('authentication', () => {
-  it('sends username/password as u and p, v1 style', async () => {
+describe('authentication (credentials never in a URL, SPEC section 8)', () => {
+  const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
+  const authOf = (call: Call | undefined): string | null => new Headers(call?.init.headers).get('authorization');
+  /** Neither the URL's userinfo nor its query carries a credential. */
+  const expectCleanUrl = (call: Call | undefined, ...secrets: string[]): void => {
+    expect(call?.url.username).toBe('');
+    expect(call?.url.password).toBe('');
+    expect(call?.url.searchParams.has('u')).toBe(false);
+    expect(call?.url.searchParams.has('p')).toBe(false);
+    for (const secret of secrets) expect(call?.url.href).not.toContain(encodeURIComponent(secret));
+  };
+
+  it('sends username/password as Authorization: Basic on write, query and ping, never as u and p', async () => {
     const fake = fakeFetch(() => new Response(null, { status: 204 }));
-    await createInfluxClient({ ...config, username: 'ingest', password: 'p&ss word' }, fake).write(['x f=1 1']);
-    expect(fake.calls[0]?.url.searchParams.get('u')).toBe('ingest');
-    expect(fake.calls[0]?.url.searchParams.get('p')).toBe('p&ss word');
-    expect(new Headers(fake.calls[0]?.init.headers).get('authorization')).toBeNull();
+    const client = createInfluxClient({ ...config, username: 'ingest', password: 'p&ss wörd' }, fake);
+    await client.write(['x f=1 1']);
+    await client.ping();
+    const queries = fakeFetch(() => json(200, { results: [{ statement_id: 0 }] }));
+    const querying = createInfluxClient({ ...config, username: 'ingest', password: 'p&ss wörd' }, queries);
+    await querying.query('SHOW DATABASES');
+    await querying.query('CREATE DATABASE "x"');
+    const calls = [...fake.calls, ...queries.calls];
+    expect(calls).toHaveLength(4);
+    for (const call of calls) {
+      // base64 of the UTF-8 of "ingest:p&ss wörd", computed by hand: aW5nZXN0OnAmc3Mgd8O2cmQ=
+      expect(authOf(call)).toBe('Basic aW5nZXN0OnAmc3Mgd8O2cmQ=');
+      expectCleanUrl(call, 'p&ss wörd');
+    }
+    expect(basic('ingest', 'p&ss wörd')).toBe('Basic aW5nZXN0OnAmc3Mgd8O2cmQ=');
   });
 
-  it('sends a token as Authorization: Token', async () => {
+  it('sends a token as Authorization: Token, which wins over a username and password', async () => {
     const fake = fakeFetch(() => json(200, { results: [{ statement_id: 0 }] }));
     await createInfluxClient({ ...config, token: 'abc==' }, fake).query('SHOW DATABASES');
-    expect(new Headers(fake.calls[0]?.init.headers).get('authorization')).toBe('Token abc==');
-    expect(fake.calls[0]?.url.searchParams.get('u')).toBeNull();
+    await createInfluxClient({ ...config, token: 'abc==', username: 'u', password: 'pw' }, fake).query('SHOW DATABASES');
+    for (const call of fake.calls) {
+      expect(authOf(call)).toBe('Token abc==');
+      expectCleanUrl(call, 'abc==');
+    }
   });
 
-  it('moves credentials out of the URL and never puts them in messages', async () => {
+  it('sends no Authorization without credentials', async () => {
+    const fake = fakeFetch(() => new Response(null, { status: 204 }));
+    await createInfluxClient(config, fake).write(['x f=1 1']);
+    expect(authOf(fake.calls[0])).toBeNull();
+  });
+
+  it('moves credentials out of the URL into the header, out of config.url, and never puts them in messages', async () => {
     const fake = fakeFetch(refused);
-    const client = createInfluxClient({ ...config, url: 'http://ingest:s3cret@influx.test:8086/' }, fake);
+    const client = createInfluxClient({ ...config, url: 'http://ingest:s3cr%40t@influx.test:8086/' }, fake);
     const error = await caught(client.write(['x f=1 1']));
-    expect(fake.calls[0]?.url.username).toBe('');
-    expect(fake.calls[0]?.url.searchParams.get('p')).toBe('s3cret');
-    expect(error.message).not.toContain('s3cret');
+    expectCleanUrl(fake.calls[0], 's3cr@t');
+    expect(authOf(fake.calls[0])).toBe(basic('ingest', 's3cr@t'));
+    expect(client.config.url).toBe('http://influx.test:8086/');
+    expect(client.config.url).not.toContain('s3cr');
+    expect(error.message).not.toContain('s3cr');
+    expect(JSON.stringify(error)).not.toContain('s3cr');
+  });
+
+  it('keeps credentials out of the messages of refusals, timeouts and bad configuration', async () => {
+    const secrets = { username: 'ingest', password: 'hunter2', token: 'tok-secret' };
+    for (const answer of [() => json(401, { error: 'authorization failed' }), () => json(500, { error: 'boom' }), refused]) {
+      const error = await caught(createInfluxClient({ ...config, ...secrets }, fakeFetch(answer)).write(['x f=1 1']));
+      expect(error.message).not.toMatch(/hunter2|tok-secret/);
+    }
+    for (const url of ['ftp://ingest:hunter2@influx.test', 'http://ingest:hunter2@[bad']) {
+      expect(() => createInfluxClient({ ...config, url })).toThrow(/\*\*\*@/);
+      expect(() => createInfluxClient({ ...config, url })).not.toThrow(/hunter2/);
+    }
   });
 
   it('keeps a path prefix of the URL (InfluxDB behind a reverse proxy)', async () => {
     const fake = fakeFetch(() => new Response(null, { status: 204 }));
     await createInfluxClient({ ...config, url: 'https://proxy.test/influx' }, fake).write(['x f=1 1']);
     expect(fake.calls[0]?.url.pathname).toBe('/influx/write');
+  });
+});
+
+describe('redactUrl', () => {
+  it.each([
+    ['http://u:p@host:8086/x', 'http://***@host:8086/x'],
+    ['https://only-user@host', 'https://***@host'],
+    ['http://host:8086/?q=a@b', 'http://host:8086/?q=a@b'],
+    ['http://host:8086', 'http://host:8086'],
+    ['not a url', 'not a url'],
+  ])('%s → %s', (url, shown) => {
+    expect(redactUrl(url)).toBe(shown);
   });
 });
 

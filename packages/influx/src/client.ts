@@ -15,6 +15,11 @@ export interface InfluxConfig {
 
 export const DEFAULT_INFLUX_TIMEOUT_MS = 10_000;
 
+/** A configured URL as it may be shown: userinfo (http://user:password@host) replaced by `***@`. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
+}
+
 export interface InfluxSeries {
   name: string;
   tags?: Record<string, string>;
@@ -55,16 +60,22 @@ export function createInfluxClient(config: InfluxConfig, deps: InfluxClientDeps 
   try {
     base = new URL(config.url);
   } catch {
-    throw new FlowPilotError('ERR_CONFIG', `FLOWPILOT_INFLUX_URL "${config.url}" is not a URL such as http://127.0.0.1:8086`);
+    throw new FlowPilotError('ERR_CONFIG', `FLOWPILOT_INFLUX_URL "${redactUrl(config.url)}" is not a URL such as http://127.0.0.1:8086`);
   }
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-    throw new FlowPilotError('ERR_CONFIG', `FLOWPILOT_INFLUX_URL "${config.url}" must start with http:// or https://`);
+    throw new FlowPilotError('ERR_CONFIG', `FLOWPILOT_INFLUX_URL "${redactUrl(config.url)}" must start with http:// or https://`);
   }
   if (!config.database) throw new FlowPilotError('ERR_CONFIG', 'FLOWPILOT_INFLUX_DB is empty: name the InfluxDB database');
   const settings: InfluxConfig = { ...config, timeoutMs: config.timeoutMs ?? DEFAULT_INFLUX_TIMEOUT_MS };
-  // http://user:pass@host:8086 works too: fetch refuses credentials in a URL, so move them to u/p.
-  if (base.username && settings.username === undefined) settings.username = decodeURIComponent(base.username);
-  if (base.password && settings.password === undefined) settings.password = decodeURIComponent(base.password);
+  // http://user:pass@host:8086 works too: fetch refuses credentials in a URL, so they move to the
+  // Authorization header, and config.url (shown in banners and logs) keeps no trace of them.
+  if (base.username || base.password) {
+    if (base.username && settings.username === undefined) settings.username = decodeURIComponent(base.username);
+    if (base.password && settings.password === undefined) settings.password = decodeURIComponent(base.password);
+    base.username = '';
+    base.password = '';
+    settings.url = base.href;
+  }
   const frozen: Readonly<InfluxConfig> = Object.freeze(settings);
   const timeoutMs = frozen.timeoutMs ?? DEFAULT_INFLUX_TIMEOUT_MS;
   const doFetch = deps.fetch ?? globalThis.fetch;
@@ -75,14 +86,22 @@ export function createInfluxClient(config: InfluxConfig, deps: InfluxClientDeps 
   function endpoint(path: 'ping' | 'write' | 'query', params: Record<string, string>): URL {
     const url = new URL(basePath + path, base.origin);
     for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
-    // v1 authentication: u and p query parameters (a token goes in a header, see below).
-    if (frozen.username !== undefined) url.searchParams.set('u', frozen.username);
-    if (frozen.password !== undefined) url.searchParams.set('p', frozen.password);
     return url;
   }
 
+  // Credentials go in the Authorization header, never in the URL (the u and p query parameters of
+  // v1 end up in proxies' access logs and in error messages that quote a URL; SPEC section 8).
+  // 1.x reads `Basic` on /write and /query (and /ping with auth on), 2.x's v1 compatibility API
+  // too (user: anything, password: the token), and `Token` is 2.x's and 3.x's; a token wins.
+  const authorization =
+    frozen.token !== undefined
+      ? `Token ${frozen.token}`
+      : frozen.username !== undefined || frozen.password !== undefined
+        ? `Basic ${Buffer.from(`${frozen.username ?? ''}:${frozen.password ?? ''}`, 'utf8').toString('base64')}`
+        : undefined;
+
   function headers(extra: Record<string, string> = {}): Record<string, string> {
-    return frozen.token === undefined ? extra : { ...extra, Authorization: `Token ${frozen.token}` };
+    return authorization === undefined ? extra : { ...extra, Authorization: authorization };
   }
 
   /** One request; the timeout covers reading the body too, since a half-sent answer is no answer. */

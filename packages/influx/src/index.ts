@@ -1,6 +1,6 @@
 /** @flowpilot/influx: the one place that speaks to InfluxDB (STYLE "The shape of the house"). */
 export type { InfluxClient, InfluxClientDeps, InfluxConfig, InfluxSeries } from './client.ts';
-export { createInfluxClient, DEFAULT_INFLUX_TIMEOUT_MS } from './client.ts';
+export { createInfluxClient, DEFAULT_INFLUX_TIMEOUT_MS, redactUrl } from './client.ts';
 export type { InfluxErrorKind } from './errors.ts';
 export { InfluxError } from './errors.ts';
 export type { IsolatedWriteResult } from './write-isolating.ts';

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,6 +41,9 @@ describe('startLocalInflux', () => {
     await client.write(['reading,meter=a,site=s flow=1.5,seq=1i 1000', 'reading,meter=a,site=s flow=2.5,seq=2i 2000']);
     expect(existsSync(join(dataDir, 'influxd.conf'))).toBe(true);
     expect(existsSync(join(dataDir, 'influxd.pid'))).toBe(true);
+    // Owner only (SPEC section 8): the folders 0700, the config 0600.
+    for (const dir of [dataDir, join(dataDir, 'meta'), join(dataDir, 'data'), join(dataDir, 'wal')]) expect(statSync(dir).mode & 0o777, dir).toBe(0o700);
+    expect(statSync(join(dataDir, 'influxd.conf')).mode & 0o777).toBe(0o600);
 
     await first.stop();
     await first.stop(); // idempotent

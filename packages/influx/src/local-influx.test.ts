@@ -1,5 +1,24 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { influxdConfig } from './local-influx.ts';
+import { influxdConfig, prepareInfluxDataDirs } from './local-influx.ts';
+
+describe('prepareInfluxDataDirs', () => {
+  it('creates the data dir and its meta, data and WAL folders 0700, tightening ones an earlier run left 0755', () => {
+    const root = mkdtempSync(join(tmpdir(), 'fp-influx-dirs-'));
+    try {
+      const dataDir = join(root, 'influxdb');
+      mkdirSync(join(dataDir, 'data'), { recursive: true });
+      chmodSync(dataDir, 0o755);
+      chmodSync(join(dataDir, 'data'), 0o755);
+      prepareInfluxDataDirs(dataDir);
+      for (const name of ['', 'meta', 'data', 'wal']) expect(statSync(join(dataDir, name)).mode & 0o777, name).toBe(0o700);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('influxdConfig', () => {
   const text = influxdConfig('/var/tmp/fp "data"', 18086, 18088);

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
@@ -105,6 +105,26 @@ async function assertPortFree(port: number): Promise<void> {
     );
     server.listen(port, '127.0.0.1', () => server.close(() => done()));
   });
+}
+
+/**
+ * The data directory and influxd's own meta, data and WAL folders are owner-only (SPEC section 8:
+ * they hold every reading): created, or tightened when an earlier run left them 0755, with 0700.
+ * influxd creates its files inside with modes of its own; the folders keep others out.
+ */
+export function prepareInfluxDataDirs(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
+  for (const name of ['meta', 'data', 'wal']) {
+    const dir = join(dataDir, name);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chmodSync(dir, 0o700);
+    } catch (error) {
+      // Something that is not a folder sits there: influxd says so in its log, which the error names.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
 }
 
 /** TOML basic strings accept JSON's escapes. */
@@ -214,7 +234,7 @@ async function pings(url: string): Promise<boolean> {
 export async function startLocalInflux(options: LocalInfluxOptions): Promise<LocalInflux> {
   const log = options.log ?? (() => {});
   const dataDir = resolve(options.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  prepareInfluxDataDirs(dataDir);
   const configFile = join(dataDir, 'influxd.conf');
   const logFile = join(dataDir, 'influxd.log');
   const pidFile = join(dataDir, 'influxd.pid');
@@ -224,12 +244,14 @@ export async function startLocalInflux(options: LocalInfluxOptions): Promise<Loc
   if (options.port) await assertPortFree(options.port);
   const [picked, rpcPort] = options.port ? [options.port, ...(await freePorts(1))] : await freePorts(2);
   const port = picked as number;
-  writeFileSync(configFile, influxdConfig(dataDir, port, rpcPort as number));
+  // 0600 like everything under the data dir; chmod too, for a file an earlier run left 0644.
+  writeFileSync(configFile, influxdConfig(dataDir, port, rpcPort as number), { mode: 0o600 });
+  chmodSync(configFile, 0o600);
 
   const url = `http://127.0.0.1:${port}`;
   log(`starting influxd on ${url} (data in ${dataDir}, log in ${logFile})`);
   // influxd writes its log straight to the file, so it keeps logging even if we stop reading.
-  const logFd = openSync(logFile, 'a');
+  const logFd = openSync(logFile, 'a', 0o600);
   let child: ChildProcess;
   try {
     // Its own process group: a Ctrl-C in the terminal reaches only FlowPilot, which stops influxd

@@ -11,9 +11,13 @@ export const ERROR_CATALOGUE = {
   ERR_READING_VERSION: { status: 400, message: 'Unknown wire format version. This FlowPilot speaks "v": 1.' },
   ERR_METER_MISMATCH: { status: 400, message: 'The reading\'s meterId differs from the meter id in its topic. A meter publishes only its own readings.' },
   ERR_METER_UNKNOWN: { status: 400, message: 'The meter is not registered in the pilot. Add it to the pilot file, then replay its dead letters.' },
-  ERR_TS_FUTURE: { status: 400, message: 'The reading\'s time is more than 5 minutes in the future. Check the meter\'s clock (NTP).' },
-  ERR_TS_TOO_OLD: { status: 400, message: 'The reading\'s time is older than the retention window. Check the meter\'s clock; epoch times must be milliseconds.' },
-  ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload is over the size limit. Send backfill as several arrays.' },
+  ERR_OUT_OF_RANGE: {
+    status: 400,
+    message: 'A value is outside what a water meter can plausibly report (SPEC section 1, PLAUSIBILITY_BOUNDS). Check the meter\'s units and scaling (flow m³/h, totals m³, pressure bar) and its sensor.',
+  },
+  ERR_TS_FUTURE: { status: 400, message: 'The message\'s time is more than 5 minutes in the future. Check the meter\'s clock (NTP).' },
+  ERR_TS_TOO_OLD: { status: 400, message: 'The message\'s time is older than the retention window. Check the meter\'s clock; epoch times must be milliseconds.' },
+  ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload is over the size limit. Send backfill as several arrays; keep a status message under 4 KiB.' },
   ERR_BATCH_TOO_LARGE: { status: 400, message: 'A batch holds more than 1000 readings. Send backfill as several arrays.' },
   ERR_STATUS_SCHEMA: { status: 400, message: 'The status message does not match {"online": boolean, "ts"?, "firmware"?}.' },
   ERR_INFLUX_REJECTED_LINE: { status: 400, message: 'InfluxDB refused this point (a field type conflict or a malformed line). It is kept as a dead letter.' },
@@ -34,26 +38,34 @@ export const ERROR_CATALOGUE = {
   ERR_NOT_FOUND: { status: 404, message: 'No such route. See /docs for the API.' },
   ERR_NOT_READY: { status: 503, message: 'A dependency is not reachable yet.' },
   ERR_INTERNAL: { status: 500, message: 'An internal error occurred. The server log has the details.' },
+
+  // API access (SPEC section 8): tokens with roles, and the limits that keep one caller from starving the rest.
+  ERR_UNAUTHENTICATED: { status: 401, message: 'This request needs an API token: send "Authorization: Bearer <token>" or sign in to the dashboard. An administrator creates one with `flowpilot tokens add <name> --role viewer`.' },
+  ERR_FORBIDDEN: { status: 403, message: 'This token\'s role does not allow this request (viewer < evaluator < admin). Use a token with the role the message names.' },
+  ERR_RATE_LIMITED: { status: 429, message: 'Too many expensive requests (metrics, reports, long windows) from this token or address. Wait the seconds in Retry-After, then try again.' },
+  ERR_LIVE_FULL: { status: 503, message: 'The API already serves as many live streams as it may. Close another dashboard tab or try again shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
-/** The reason codes a rejected MQTT message can carry. */
-export type RejectionCode = Extract<
-  ErrorCode,
-  | 'ERR_READING_JSON'
-  | 'ERR_READING_SCHEMA'
-  | 'ERR_READING_NON_FINITE'
-  | 'ERR_READING_VERSION'
-  | 'ERR_METER_MISMATCH'
-  | 'ERR_METER_UNKNOWN'
-  | 'ERR_TS_FUTURE'
-  | 'ERR_TS_TOO_OLD'
-  | 'ERR_PAYLOAD_TOO_LARGE'
-  | 'ERR_BATCH_TOO_LARGE'
-  | 'ERR_STATUS_SCHEMA'
-  | 'ERR_INFLUX_REJECTED_LINE'
->;
+/** The reason codes a rejected MQTT message can carry (SPEC section 1), as data so tests can check membership. */
+export const REJECTION_CODES = [
+  'ERR_READING_JSON',
+  'ERR_READING_SCHEMA',
+  'ERR_READING_NON_FINITE',
+  'ERR_READING_VERSION',
+  'ERR_OUT_OF_RANGE',
+  'ERR_METER_MISMATCH',
+  'ERR_METER_UNKNOWN',
+  'ERR_TS_FUTURE',
+  'ERR_TS_TOO_OLD',
+  'ERR_PAYLOAD_TOO_LARGE',
+  'ERR_BATCH_TOO_LARGE',
+  'ERR_STATUS_SCHEMA',
+  'ERR_INFLUX_REJECTED_LINE',
+] as const satisfies readonly ErrorCode[];
+
+export type RejectionCode = (typeof REJECTION_CODES)[number];
 
 /** An error that carries a catalogue code; `detail` is the specific part an operator needs. */
 export class FlowPilotError extends Error {

@@ -1,5 +1,6 @@
 export * from './errors.ts';
 export * from './topics.ts';
 export * from './reading.ts';
+export * from './plausibility.ts';
 export * from './status.ts';
 export * from './pilot.ts';

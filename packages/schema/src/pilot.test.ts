@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FlowPilotError } from './errors.ts';
-import { createMeterRegistry, parsePilotConfig } from './pilot.ts';
+import { createMeterRegistry, isSimulated, parsePilotConfig, simulatedMeters } from './pilot.ts';
 
 const example = readFileSync(new URL('../../../examples/pilot.yaml', import.meta.url), 'utf8');
 
@@ -30,7 +30,7 @@ describe('parsePilotConfig', () => {
     const bad = example
       .replace('timezone: Asia/Almaty', 'timezone: Asia/Atlantis')
       .replace('reference: ALM-PS7-REF', 'reference: ALM-PS9-REF')
-      .replace(/intervalSec: 60\n {2}- id: ALM-DMA12-MON/, 'intervalSec: -5\n  - id: ALM-DMA12-MON');
+      .replace(/intervalSec: 60\n {4}simulate: true\n {2}- id: ALM-DMA12-MON/, 'intervalSec: -5\n    simulate: true\n  - id: ALM-DMA12-MON');
     const message = problems(bad);
     expect(message).toMatch(/has 3 problems/);
     expect(message).toContain('pilot.timezone: must be an IANA time zone');
@@ -53,6 +53,24 @@ meters:
 
   it('says when the file is not YAML', () => {
     expect(problems('pilot: [unclosed')).toMatch(/not valid YAML or JSON/);
+  });
+
+  it('simulates a meter only when it says simulate: true (SPEC section 3); the example pilot does for all', () => {
+    expect(simulatedMeters(parsePilotConfig(example))).toHaveLength(7);
+    const pilot = parsePilotConfig(`
+pilot: { id: p, name: P, timezone: UTC }
+meters:
+  - { id: REAL, site: S, role: monitor, intervalSec: 60 }
+  - { id: OFF, site: S, role: monitor, intervalSec: 60, simulate: false }
+  - { id: SIM, site: S, role: monitor, intervalSec: 60, simulate: true }
+`);
+    expect(pilot.meters.map(isSimulated)).toEqual([false, false, true]);
+    expect(simulatedMeters(pilot).map((m) => m.id)).toEqual(['SIM']);
+    expect(problems(`
+pilot: { id: p, name: P, timezone: UTC }
+meters:
+  - { id: A, site: S, role: monitor, intervalSec: 60, simulate: "yes" }
+`)).toContain('meters[0].simulate: must be true or false');
   });
 
   it('indexes meters by id', () => {

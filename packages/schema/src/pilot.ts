@@ -37,6 +37,10 @@ export const meterConfigSchema = z.object({
   r: positive.optional(),
   accuracyClass: z.union([z.literal(1), z.literal(2)], { error: 'must be 1 or 2' }).optional(),
   intervalSec: z.number({ error: 'must be a number of seconds' }).int({ message: 'must be a whole number of seconds' }).positive({ message: 'must be greater than 0' }),
+  // "A meter is simulated only when it says `simulate: true`" (SPEC section 3): a real pilot file
+  // must never get invented readings mixed into a real meter's series. Absent means false; it
+  // stays optional in the parsed type so a MeterConfig written by hand need not spell it out.
+  simulate: z.boolean({ error: 'must be true or false' }).optional(),
 });
 
 export const pilotConfigSchema = z
@@ -108,6 +112,16 @@ export function parsePilotConfig(text: string, source = 'pilot file'): PilotConf
     throw new FlowPilotError('ERR_PILOT_CONFIG', `${source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.join('\n')}\n`);
   }
   return deepFreeze(parsed.data);
+}
+
+/** Does the simulator publish for this meter? Only when the pilot file says `simulate: true` (SPEC section 3). */
+export function isSimulated(meter: MeterConfig): boolean {
+  return meter.simulate === true;
+}
+
+/** The meters of a pilot the simulator publishes for, in file order. */
+export function simulatedMeters(config: PilotConfig): MeterConfig[] {
+  return config.meters.filter(isSimulated);
 }
 
 /** Looks meters up by id; the broker asks it whether a meter is registered. */

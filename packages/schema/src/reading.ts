@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { ERROR_CATALOGUE, type RejectionCode } from './errors.ts';
+import { findImplausible } from './plausibility.ts';
 import { isValidMeterId } from './topics.ts';
+import { clip, describeInstant, errorMessage, inspectJson, parseJson, payloadBytes, preview, type JsonShape } from './wire-guards.ts';
 
 /** Alarm names in bit order: bit i of the stored `alarms` mask is ALARMS[i] (SPEC section 2). */
 export const ALARMS = ['reverse_flow', 'empty_pipe', 'leak', 'tamper', 'low_battery', 'sensor_fault', 'overload'] as const;
@@ -10,17 +12,33 @@ export const WIRE_VERSION = 1;
 export const MAX_BATCH_READINGS = 1000;
 export const FUTURE_TOLERANCE_MS = 5 * 60_000;
 
+/**
+ * How deep a reading nests: the reading object is depth 1 and its only nested value, `alarms`,
+ * an array of strings, depth 2 (SPEC section 1: "no nesting beyond what the format has"). A
+ * batch array adds one level around its readings. Anything deeper is refused before it is
+ * walked any further, so a 10 KB `[[[[…]]]]` costs no stack.
+ */
+export const MAX_READING_DEPTH = 2;
+export const NESTING_TOO_DEEP = 'nesting deeper than the wire format allows';
+
 const meterIdSchema = z.string().refine(isValidMeterId, { message: 'must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' });
-const tsSchema = z.union([z.iso.datetime({ offset: true }), z.number().int().nonnegative()], {
+// `.int()` would refuse integers above 2⁵³ as a schema error; those are plausibility (seq) and
+// time-window (ts) questions, answered with their own codes after the schema.
+const wholeNumber = z.number().refine(Number.isInteger, { message: 'must be a whole number' });
+/** A message's `ts` (SPEC section 1): ISO 8601 with an offset, or epoch milliseconds. */
+export const wireTimestampSchema = z.union([z.iso.datetime({ offset: true }), wholeNumber.refine((ms) => ms >= 0, { message: 'must be ≥ 0' })], {
   error: 'must be an ISO 8601 string with an offset, or epoch milliseconds',
 });
 
-/** One reading as a meter sends it (SPEC section 1). Unknown fields are ignored. */
+/**
+ * One reading as a meter sends it (SPEC section 1). Unknown fields are ignored. The schema holds
+ * the field table (types, integer, ≥ 0, 0–100); PLAUSIBILITY_BOUNDS the rest (plausibility.ts).
+ */
 export const wireReadingSchema = z.object({
   v: z.literal(WIRE_VERSION),
   meterId: meterIdSchema,
-  seq: z.number().int().nonnegative(),
-  ts: tsSchema,
+  seq: wholeNumber.refine((n) => n >= 0, { message: 'must be ≥ 0' }),
+  ts: wireTimestampSchema,
   flow: z.number(),
   total: z.number().nonnegative(),
   totalReverse: z.number().nonnegative().optional(),
@@ -92,30 +110,15 @@ function reject(code: RejectionCode, reason: string, index?: number): Rejection 
   return index === undefined ? { code, reason } : { code, reason, index };
 }
 
-/** JSON.parse turns 1e999 into Infinity: name the first non-finite number, if any. */
-function findNonFinite(value: unknown, path: string): string | null {
-  if (typeof value === 'number') return Number.isFinite(value) ? null : path || '(value)';
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = findNonFinite(value[i], `${path}[${i}]`);
-      if (found) return found;
-    }
-  } else if (value !== null && typeof value === 'object') {
-    for (const [key, child] of Object.entries(value)) {
-      const found = findNonFinite(child, path ? `${path}.${key}` : key);
-      if (found) return found;
-    }
-  }
-  return null;
-}
-
 export function describeZodError(error: z.ZodError): string {
-  return error.issues
+  const text = error.issues
     .map((issue) => {
       const path = issue.path.map(String).join('.');
       return path ? `${path}: ${issue.message}` : issue.message;
     })
     .join('; ');
+  // 1000 bad alarms are 1000 issues: the first few say what to fix.
+  return clip(text, 600);
 }
 
 function normalise(wire: WireReading, tsMs: number): Reading {
@@ -136,7 +139,30 @@ function normalise(wire: WireReading, tsMs: number): Reading {
   return reading;
 }
 
-function validateOne(item: unknown, topicMeterId: string, ctx: ReadingValidationContext, index?: number): Reading | Rejection {
+export interface TimeWindowContext {
+  nowMs: number;
+  retentionMs: number;
+}
+
+/**
+ * A message's `ts` against the server clock (SPEC section 1): not more than 5 minutes ahead,
+ * not older than the retention window. Outside it InfluxDB would refuse or drop the point (its
+ * nanosecond timestamps end in 2262), so the window is what keeps a batch writable.
+ */
+export function checkTimeWindow(ts: string | number, tsMs: number, ctx: TimeWindowContext): { code: RejectionCode; reason: string } | null {
+  if (!Number.isFinite(tsMs)) return { code: 'ERR_READING_SCHEMA', reason: `ts: ${preview(ts)} is not a valid time` };
+  if (tsMs > ctx.nowMs + FUTURE_TOLERANCE_MS) {
+    return { code: 'ERR_TS_FUTURE', reason: `ts ${describeInstant(tsMs)} is ${Math.round((tsMs - ctx.nowMs) / 1000)} s ahead of the server clock` };
+  }
+  if (tsMs < ctx.nowMs - ctx.retentionMs) {
+    const hint = typeof ts === 'number' && ts < 1e11 ? ' (it looks like epoch seconds; send milliseconds)' : '';
+    return { code: 'ERR_TS_TOO_OLD', reason: `ts ${describeInstant(tsMs)} is older than the retention window${hint}` };
+  }
+  return null;
+}
+
+function validateOne(item: unknown, shape: JsonShape, topicMeterId: string, ctx: ReadingValidationContext, index?: number): Reading | Rejection {
+  if (shape.kind === 'too-deep') return reject('ERR_READING_SCHEMA', `${NESTING_TOO_DEEP} (a reading's only nested value is alarms, an array of strings)`, index);
   if (item === null || typeof item !== 'object' || Array.isArray(item)) {
     return reject('ERR_READING_SCHEMA', 'a reading must be a JSON object', index);
   }
@@ -144,10 +170,9 @@ function validateOne(item: unknown, topicMeterId: string, ctx: ReadingValidation
   if (version !== WIRE_VERSION) {
     return version === undefined
       ? reject('ERR_READING_SCHEMA', 'v: required (the wire format version, 1)', index)
-      : reject('ERR_READING_VERSION', `v is ${JSON.stringify(version)}, expected 1`, index);
+      : reject('ERR_READING_VERSION', `v is ${preview(version)}, expected 1`, index);
   }
-  const nonFinite = findNonFinite(item, '');
-  if (nonFinite) return reject('ERR_READING_NON_FINITE', `${nonFinite} is not a finite number`, index);
+  if (shape.kind === 'non-finite') return reject('ERR_READING_NON_FINITE', `${shape.path} is not a finite number`, index);
 
   const parsed = wireReadingSchema.safeParse(item);
   if (!parsed.success) return reject('ERR_READING_SCHEMA', describeZodError(parsed.error), index);
@@ -156,51 +181,59 @@ function validateOne(item: unknown, topicMeterId: string, ctx: ReadingValidation
   if (wire.meterId !== topicMeterId) {
     return reject('ERR_METER_MISMATCH', `meterId "${wire.meterId}" was published on the topic of "${topicMeterId}"`, index);
   }
+  const implausible = findImplausible(wire);
+  if (implausible) return reject('ERR_OUT_OF_RANGE', implausible, index);
   const tsMs = parseTimestamp(wire.ts);
-  if (!Number.isFinite(tsMs)) return reject('ERR_READING_SCHEMA', `ts: ${JSON.stringify(wire.ts)} is not a valid time`, index);
-  if (tsMs > ctx.nowMs + FUTURE_TOLERANCE_MS) {
-    return reject('ERR_TS_FUTURE', `ts ${new Date(tsMs).toISOString()} is ${Math.round((tsMs - ctx.nowMs) / 1000)} s ahead of the server clock`, index);
-  }
-  if (tsMs < ctx.nowMs - ctx.retentionMs) {
-    const hint = typeof wire.ts === 'number' && wire.ts < 1e11 ? ' (it looks like epoch seconds; send milliseconds)' : '';
-    return reject('ERR_TS_TOO_OLD', `ts ${new Date(tsMs).toISOString()} is older than the retention window${hint}`, index);
-  }
+  const outside = checkTimeWindow(wire.ts, tsMs, ctx);
+  if (outside) return reject(outside.code, outside.reason, index);
   return normalise(wire, tsMs);
+}
+
+function rejectAll(code: RejectionCode, reason: string): ReadingValidation {
+  return { readings: [], rejections: [reject(code, reason)] };
+}
+
+function validateReadings(topicMeterId: string, payload: Uint8Array | string, ctx: ReadingValidationContext): ReadingValidation {
+  // Size first: the limit bounds every later step's time and memory.
+  const size = payloadBytes(payload);
+  if (size > ctx.maxPayloadBytes) return rejectAll('ERR_PAYLOAD_TOO_LARGE', `${size} bytes, limit ${ctx.maxPayloadBytes}`);
+  if (!ctx.isRegistered(topicMeterId)) return rejectAll('ERR_METER_UNKNOWN', `meter "${topicMeterId}" is not in the pilot file`);
+  const json = parseJson(payload);
+  if (!json.ok) return rejectAll('ERR_READING_JSON', json.message);
+  const body = json.value;
+  if (!Array.isArray(body)) {
+    const one = validateOne(body, inspectJson(body, MAX_READING_DEPTH), topicMeterId, ctx);
+    return 'code' in one ? { readings: [], rejections: [one] } : { readings: [one], rejections: [] };
+  }
+  if (body.length > MAX_BATCH_READINGS) {
+    return rejectAll('ERR_BATCH_TOO_LARGE', `${body.length} readings in one array, limit ${MAX_BATCH_READINGS}`);
+  }
+  const result: ReadingValidation = { readings: [], rejections: [] };
+  body.forEach((item: unknown, index) => {
+    const shape = inspectJson(item, MAX_READING_DEPTH);
+    const one = validateOne(item, shape, topicMeterId, ctx, index);
+    if (!('code' in one)) result.readings.push(one);
+    // A too-deep element is not kept as `item`: serialising it again would recurse as deep as it
+    // nests. Its dead letter holds the whole payload instead, which is within the size limit.
+    else result.rejections.push(shape.kind === 'too-deep' ? one : { ...one, item });
+  });
+  return result;
 }
 
 /**
  * Validates the payload of `meters/{topicMeterId}/readings`: one reading or an array of up to
  * 1000 (SPEC section 1). In a batch each reading stands alone: the good ones are kept and each
  * bad one is rejected with its index, so one bad element never costs the others.
+ *
+ * Never throws, whatever the bytes (SPEC section 8: nothing a client sends may stop a service):
+ * an unexpected failure is a rejection of the whole payload.
  */
 export function validateReadingPayload(topicMeterId: string, payload: Uint8Array | string, ctx: ReadingValidationContext): ReadingValidation {
-  const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;
-  if (size > ctx.maxPayloadBytes) {
-    return { readings: [], rejections: [reject('ERR_PAYLOAD_TOO_LARGE', `${size} bytes, limit ${ctx.maxPayloadBytes}`)] };
-  }
-  if (!ctx.isRegistered(topicMeterId)) {
-    return { readings: [], rejections: [reject('ERR_METER_UNKNOWN', `meter "${topicMeterId}" is not in the pilot file`)] };
-  }
-  let body: unknown;
   try {
-    body = JSON.parse(typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
+    return validateReadings(topicMeterId, payload, ctx);
   } catch (error) {
-    return { readings: [], rejections: [reject('ERR_READING_JSON', (error as Error).message)] };
+    return rejectAll('ERR_READING_SCHEMA', `could not be validated: ${errorMessage(error)}`);
   }
-  if (!Array.isArray(body)) {
-    const one = validateOne(body, topicMeterId, ctx);
-    return 'code' in one ? { readings: [], rejections: [one] } : { readings: [one], rejections: [] };
-  }
-  if (body.length > MAX_BATCH_READINGS) {
-    return { readings: [], rejections: [reject('ERR_BATCH_TOO_LARGE', `${body.length} readings in one array, limit ${MAX_BATCH_READINGS}`)] };
-  }
-  const result: ReadingValidation = { readings: [], rejections: [] };
-  body.forEach((item, index) => {
-    const one = validateOne(item, topicMeterId, ctx, index);
-    if ('code' in one) result.rejections.push({ ...one, item });
-    else result.readings.push(one);
-  });
-  return result;
 }
 
 /** The operator-facing sentence for a rejection: what was wrong, then what to do. */

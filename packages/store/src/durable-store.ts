@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ensurePrivateDir, PRIVATE_FILE_MODE, restrictFileMode } from './private-files.ts';
 
 /**
  * The broker's durable spool (SPEC section 6). A reading is committed here, fsynced, before
@@ -11,10 +12,18 @@ import { dirname } from 'node:path';
  * SQLite in WAL mode with synchronous=FULL: each transaction is durable when commit returns.
  * Appends arriving in the same event-loop turn share one transaction (group commit), so one
  * fsync covers every reading that a burst of clients sent.
+ *
+ * Limits against one hostile or faulty meter (SPEC section 8): each meter may hold only its
+ * share of the spool, a dead letter keeps at most the first deadLetterMaxPayloadBytes of its
+ * payload, and a meter's dead letters beyond its hourly quota are counted, not kept.
+ *
+ * The database, its -wal and -shm files are mode 0600, the directory is created 0700.
  */
 export interface SpoolRecord {
   receivedAtMs: number;
   line: string;
+  /** The meter whose topic the line came from: its share of the spool is counted by it. */
+  meterId: string;
 }
 
 export interface DeadLetterInput {
@@ -30,6 +39,20 @@ export interface DeadLetterInput {
 export interface DeadLetter extends DeadLetterInput {
   id: number;
   replayedAtMs: number | null;
+  /** The payload's size as received, in UTF-8 bytes. */
+  payloadBytes: number;
+  /** `payload` holds only its first deadLetterMaxPayloadBytes bytes (cut on a character boundary). */
+  truncated: boolean;
+}
+
+/** Why the store refuses a meter's publish (the broker then withholds the PUBACK, SPEC section 6). */
+export type StoreRefusal = 'store_full' | 'meter_share';
+
+export interface DeadLetterStats {
+  /** Dead letters kept (listable, replayable). */
+  stored: number;
+  /** Dead letters beyond a meter's hourly quota: counted in rejectionCounts, payload not kept. */
+  notStored: number;
 }
 
 export interface SpoolBatch {
@@ -52,22 +75,54 @@ export interface SpoolDepth {
 
 export interface DurableStoreOptions {
   path: string;
-  /** Refuse appends once this many records wait for InfluxDB (the broker then withholds PUBACKs). */
+  /**
+   * Refuse appends once this many records wait for InfluxDB (the broker then withholds PUBACKs).
+   * A record is one line: a backfill array of 1000 readings counts 1000, though it is one row.
+   */
   maxRecords: number;
+  /**
+   * The fraction of maxRecords one meter's waiting records may take, 0 < meterShare <= 1: a meter
+   * at max(ceil(maxRecords × meterShare), 1) records is refused while the others still are
+   * accepted, so one meter cannot fill the store every meter shares (SPEC section 8).
+   */
+  meterShare: number;
+  /** A dead letter keeps at most this many bytes of its payload (UTF-8, cut on a character boundary). */
+  deadLetterMaxPayloadBytes: number;
+  /**
+   * Dead letters kept per meter (a letter without meter: one more bucket) per UTC hour of
+   * receipt; the ones beyond are counted by meter, hour and code, not kept.
+   */
+  deadLettersPerMeterHour: number;
   /** Open read-mostly from another process (the standalone ingest); still may delete. */
   busyTimeoutMs: number;
 }
 
 export const DEFAULT_DURABLE_STORE_OPTIONS: Omit<DurableStoreOptions, 'path'> = {
   maxRecords: 5_000_000,
+  meterShare: 0.2,
+  deadLetterMaxPayloadBytes: 65_536,
+  deadLettersPerMeterHour: 1000,
   busyTimeoutMs: 5_000,
 };
+
+const HOUR_MS = 3_600_000;
+/** Hours of per-meter dead-letter tallies kept for the quota (older hours can no longer be written). */
+const QUOTA_HOURS_KEPT = 2;
 
 export interface DurableStore {
   /** Commits records and dead letters durably; resolves after the fsync. */
   append(records: readonly SpoolRecord[], deadLetters?: readonly DeadLetterInput[]): Promise<void>;
   /** True when the spool holds maxRecords or more: stop accepting (SPEC section 6). */
   isFull(): boolean;
+  /**
+   * Whether a publish of `meterId` must be refused now: 'store_full' when the spool holds
+   * maxRecords or more (as isFull()), 'meter_share' when this meter's own waiting records reach
+   * its share (options.meterShare), else null. The broker asks before each publish; append()
+   * itself never refuses, so what was asked for is always committed.
+   */
+  refusal(meterId: string): StoreRefusal | null;
+  /** Records of `meterId` waiting for InfluxDB. */
+  meterDepth(meterId: string): number;
   readHead(limit: number): SpoolBatch | null;
   /** The records after `afterId` (the ingest reads ahead of what InfluxDB confirmed). */
   readAfter(afterId: number, limit: number): SpoolBatch | null;
@@ -82,9 +137,16 @@ export interface DurableStore {
   addDeadLetters(deadLetters: readonly DeadLetterInput[]): Promise<void>;
   listDeadLetters(options?: { limit?: number; afterId?: number; code?: string; includeReplayed?: boolean }): DeadLetter[];
   markReplayed(ids: readonly number[], atMs: number): void;
+  /** Every rejection by code, the dead letters beyond a meter's quota included. */
   rejectionCounts(): Record<string, number>;
-  /** Rejections received in [fromMs, toMs), per meter (null: no meter in the topic) and reason (SPEC section 4, `rejected`). */
+  /**
+   * Rejections received in [fromMs, toMs), per meter ('' : no meter in the topic) and reason
+   * (SPEC section 4, `rejected`), the ones beyond a meter's quota included: those are counted per
+   * hour and fall in the window that holds the first of them in that hour.
+   */
   rejectionCountsByMeter(fromMs: number, toMs: number): Record<string, Record<string, number>>;
+  /** How many dead letters are kept, and how many were only counted (beyond the quota). */
+  deadLetterStats(): DeadLetterStats;
   /** Called after each commit that added spool records (the in-process ingest wakes on it). */
   onAppended(listener: () => void): () => void;
   close(): void;
@@ -107,16 +169,46 @@ interface DeadLetterRow {
   reason: string;
   payload: string;
   replayed_at: number | null;
+  /** NULL in rows written before the column existed: they were kept whole. */
+  payload_bytes: number | null;
 }
 
+/** Every problem with the options at once (STYLE habit 3). */
+function validateOptions(settings: DurableStoreOptions): void {
+  const problems: string[] = [];
+  const wholeAtLeast = (name: keyof DurableStoreOptions, min: number): void => {
+    const value = settings[name];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) problems.push(`${name}=${String(value)}: expected a whole number >= ${min}`);
+  };
+  if (!settings.path) problems.push('path is empty: name the SQLite file');
+  wholeAtLeast('maxRecords', 1);
+  wholeAtLeast('deadLetterMaxPayloadBytes', 0);
+  wholeAtLeast('deadLettersPerMeterHour', 0);
+  wholeAtLeast('busyTimeoutMs', 0);
+  if (!(settings.meterShare > 0 && settings.meterShare <= 1)) problems.push(`meterShare=${String(settings.meterShare)}: expected a fraction with 0 < meterShare <= 1`);
+  if (problems.length > 0) throw new Error(`invalid durable store options:\n  - ${problems.join('\n  - ')}`);
+}
 
-export function openDurableStore(options: Partial<DurableStoreOptions> & { path: string }): DurableStore {
-  const settings: DurableStoreOptions = { ...DEFAULT_DURABLE_STORE_OPTIONS, ...options };
-  mkdirSync(dirname(settings.path), { recursive: true });
-  const db = new Database(settings.path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
+/**
+ * The first `maxBytes` bytes of `text` in UTF-8, cut before a character that would not fit
+ * whole, and the size of the whole text.
+ */
+export function truncateUtf8(text: string, maxBytes: number): { text: string; bytes: number } {
+  // A UTF-16 code unit takes at most 3 bytes: short texts need no encoding to know they fit.
+  if (text.length * 3 <= maxBytes) return { text, bytes: Buffer.byteLength(text, 'utf8') };
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes <= maxBytes) return { text, bytes };
+  const encoded = Buffer.from(text, 'utf8');
+  let end = maxBytes;
+  // 10xxxxxx continues a character that starts before `end`: cut before that character.
+  while (end > 0 && ((encoded[end] as number) & 0xc0) === 0x80) end -= 1;
+  return { text: encoded.toString('utf8', 0, end), bytes };
+}
+
+/** The schema, created or brought up to date in one transaction (a store of an earlier version opens as it is). */
+function migrate(db: Database.Database): void {
+  const hasTable = (name: string): boolean => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+  const columnsOf = (table: string): string[] => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
   // A spool row holds the lines of one append (one MQTT message: a reading, or a backfill array
   // of up to 1000) joined by newlines, and their count n: a 1000-reading array costs one row.
   // AUTOINCREMENT: ids never repeat, even after the spool was emptied, so an id names one row forever.
@@ -150,41 +242,164 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS written_day_version ON written_day (version);
   `);
-  const spoolColumns = (db.prepare('PRAGMA table_info(spool)').all() as { name: string }[]).map((c) => c.name);
+  const spoolColumns = columnsOf('spool');
   if (!spoolColumns.includes('n')) db.exec('ALTER TABLE spool ADD COLUMN n INTEGER NOT NULL DEFAULT 1');
-  // The number of records waiting, kept in the same transactions that add and remove them, so
-  // every process reads it exactly with one primary-key lookup.
+  // Rows of a store written before meters had a share carry meter '': they count as one meter.
+  if (!spoolColumns.includes('meter')) db.exec("ALTER TABLE spool ADD COLUMN meter TEXT NOT NULL DEFAULT ''");
+  // The size of the payload as received; the payload column may hold only its start.
+  if (!columnsOf('dead_letter').includes('payload_bytes')) db.exec('ALTER TABLE dead_letter ADD COLUMN payload_bytes INTEGER');
+
+  // The number of records waiting, in all and per meter, kept in the same transactions that add
+  // and remove them, so every process reads them exactly with one primary-key lookup.
   db.exec(`
     CREATE TABLE IF NOT EXISTS spool_depth (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), records INTEGER NOT NULL);
     INSERT OR IGNORE INTO spool_depth (singleton, records) VALUES (1, (SELECT coalesce(sum(n), 0) FROM spool));
   `);
+  if (!hasTable('spool_meter_depth')) {
+    db.exec(`
+      CREATE TABLE spool_meter_depth (meter TEXT PRIMARY KEY, records INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO spool_meter_depth (meter, records) SELECT meter, sum(n) FROM spool GROUP BY meter;
+    `);
+  }
+  // Dead letters kept per meter ('' : none in the topic) and UTC hour, for the quota; only the
+  // last hours are kept. Seeded from the letters already there, so an upgrade grants no extra quota.
+  if (!hasTable('dead_letter_quota')) {
+    db.exec(`
+      CREATE TABLE dead_letter_quota (meter TEXT NOT NULL, hour INTEGER NOT NULL, stored INTEGER NOT NULL, PRIMARY KEY (meter, hour)) WITHOUT ROWID;
+      INSERT INTO dead_letter_quota (meter, hour, stored)
+        SELECT coalesce(meter_id, ''), received_at / ${HOUR_MS}, count(*) FROM dead_letter GROUP BY 1, 2;
+    `);
+  }
+  // Dead letters beyond the quota: counted, never forgotten, by meter, hour and code; first_at
+  // is the receipt time of the first of them, which places the count in a time window.
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS dead_letter_over_quota (
+      meter TEXT NOT NULL,
+      hour INTEGER NOT NULL,
+      code TEXT NOT NULL,
+      n INTEGER NOT NULL,
+      first_at INTEGER NOT NULL,
+      PRIMARY KEY (meter, hour, code)
+    ) WITHOUT ROWID;
+  `);
+}
 
-  const insertRow = db.prepare('INSERT INTO spool (received_at, line, n) VALUES (?, ?, ?)');
-  const addDepth = db.prepare('UPDATE spool_depth SET records = records + ? WHERE singleton = 1');
-  const insertDeadLetter = db.prepare(
-    'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
+/**
+ * Writes a dead letter through `conn` (either of the store's two connections), inside the
+ * caller's transaction: kept with its payload cut to size while its meter is under the hourly
+ * quota, else only counted.
+ */
+function deadLetterWriter(conn: Database.Database, settings: DurableStoreOptions): (d: DeadLetterInput) => void {
+  const insert = conn.prepare(
+    'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload, payload_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
+  const selectStored = conn.prepare('SELECT stored FROM dead_letter_quota WHERE meter = ? AND hour = ?').pluck();
+  const countStored = conn.prepare(
+    'INSERT INTO dead_letter_quota (meter, hour, stored) VALUES (?, ?, 1) ON CONFLICT (meter, hour) DO UPDATE SET stored = stored + 1',
+  );
+  const countOverQuota = conn.prepare(
+    'INSERT INTO dead_letter_over_quota (meter, hour, code, n, first_at) VALUES (?, ?, ?, 1, ?) ' +
+      'ON CONFLICT (meter, hour, code) DO UPDATE SET n = n + 1, first_at = min(first_at, excluded.first_at)',
+  );
+  const pruneQuota = conn.prepare('DELETE FROM dead_letter_quota WHERE hour < ?');
+  let prunedBelow = Number.NEGATIVE_INFINITY;
+  return (d) => {
+    const meter = d.meterId ?? '';
+    const hour = Math.floor(d.receivedAtMs / HOUR_MS);
+    if (hour - QUOTA_HOURS_KEPT > prunedBelow) {
+      prunedBelow = hour - QUOTA_HOURS_KEPT;
+      pruneQuota.run(prunedBelow);
+    }
+    const stored = (selectStored.get(meter, hour) as number | undefined) ?? 0;
+    if (stored >= settings.deadLettersPerMeterHour) {
+      countOverQuota.run(meter, hour, d.code, d.receivedAtMs);
+      return;
+    }
+    const payload = truncateUtf8(d.payload, settings.deadLetterMaxPayloadBytes);
+    insert.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, payload.text, payload.bytes);
+    countStored.run(meter, hour);
+  };
+}
+
+/** The lines of one append, one row per meter (a message is one meter's: one row in practice). */
+function rowsOf(records: readonly SpoolRecord[]): { meterId: string; receivedAtMs: number; text: string; n: number }[] {
+  const first = records[0];
+  if (first === undefined) return [];
+  if (records.every((r) => r.meterId === first.meterId)) {
+    return [{ meterId: first.meterId, receivedAtMs: first.receivedAtMs, text: records.length === 1 ? first.line : records.map((r) => r.line).join('\n'), n: records.length }];
+  }
+  const byMeter = new Map<string, SpoolRecord[]>();
+  for (const r of records) {
+    const group = byMeter.get(r.meterId);
+    if (group) group.push(r);
+    else byMeter.set(r.meterId, [r]);
+  }
+  return [...byMeter].map(([meterId, group]) => ({ meterId, receivedAtMs: group[0]!.receivedAtMs, text: group.map((r) => r.line).join('\n'), n: group.length }));
+}
+
+/** The database file and its WAL companions: owner only (they hold every meter's readings). */
+function restrictDatabaseFiles(path: string): void {
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) restrictFileMode(file, PRIVATE_FILE_MODE);
+}
+
+export function openDurableStore(options: Partial<DurableStoreOptions> & { path: string }): DurableStore {
+  const settings: DurableStoreOptions = { ...DEFAULT_DURABLE_STORE_OPTIONS, ...options };
+  validateOptions(settings);
+  const meterMaxRecords = Math.max(Math.ceil(settings.maxRecords * settings.meterShare), 1);
+  ensurePrivateDir(dirname(settings.path));
+  // Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode.
+  closeSync(openSync(settings.path, 'a', PRIVATE_FILE_MODE));
+  restrictFileMode(settings.path, PRIVATE_FILE_MODE);
+  const db = new Database(settings.path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
+  // IMMEDIATE: a second process opening the same file at once waits instead of migrating twice.
+  db.transaction(() => migrate(db)).immediate();
+  // A store of an earlier version may have left its -wal and -shm with 0644.
+  restrictDatabaseFiles(settings.path);
+
+  const insertRow = db.prepare('INSERT INTO spool (received_at, line, n, meter) VALUES (?, ?, ?, ?)');
+  const addDepth = db.prepare('UPDATE spool_depth SET records = records + ? WHERE singleton = 1');
+  const addMeterDepth = db.prepare(
+    'INSERT INTO spool_meter_depth (meter, records) VALUES (?, ?) ON CONFLICT (meter) DO UPDATE SET records = records + excluded.records',
+  );
+  const writeDeadLetter = deadLetterWriter(db, settings);
   const selectAfter = db.prepare('SELECT id, received_at, line FROM spool WHERE id > ? ORDER BY id').raw(true);
   const selectDepth = db.prepare('SELECT records FROM spool_depth WHERE singleton = 1').pluck();
+  const selectMeterDepth = db.prepare('SELECT records FROM spool_meter_depth WHERE meter = ?').pluck();
   const selectOldest = db.prepare('SELECT received_at FROM spool ORDER BY id LIMIT 1').pluck();
-  const selectCounts = db.prepare('SELECT code, count(*) AS n FROM dead_letter GROUP BY code');
-  const selectCountsByMeter = db.prepare(
-    'SELECT coalesce(meter_id, \'\') AS meter, code, count(*) AS n FROM dead_letter WHERE received_at >= ? AND received_at < ? GROUP BY meter_id, code',
-  );
+  const selectCounts = db.prepare(`
+    SELECT code, sum(n) AS n FROM (
+      SELECT code, count(*) AS n FROM dead_letter GROUP BY code
+      UNION ALL
+      SELECT code, sum(n) AS n FROM dead_letter_over_quota GROUP BY code
+    ) GROUP BY code`);
+  const selectCountsByMeter = db.prepare(`
+    SELECT meter, code, sum(n) AS n FROM (
+      SELECT coalesce(meter_id, '') AS meter, code, count(*) AS n FROM dead_letter WHERE received_at >= @from AND received_at < @to GROUP BY meter_id, code
+      UNION ALL
+      SELECT meter, code, sum(n) AS n FROM dead_letter_over_quota WHERE first_at >= @from AND first_at < @to GROUP BY meter, code
+    ) GROUP BY meter, code`);
+  const selectStoredCount = db.prepare('SELECT count(*) FROM dead_letter').pluck();
+  const selectOverQuotaCount = db.prepare('SELECT coalesce(sum(n), 0) FROM dead_letter_over_quota').pluck();
   const selectWrittenSince = db.prepare('SELECT meter, day_ms, version FROM written_day WHERE version > ? ORDER BY version').raw(true);
   const selectWrittenVersion = db.prepare('SELECT coalesce(max(version), 0) FROM written_day').pluck();
   const updateReplayed = db.prepare('UPDATE dead_letter SET replayed_at = ? WHERE id = ?');
 
   const commit = db.transaction((batch: readonly PendingAppend[]) => {
     let added = 0;
+    // One depth update per meter per commit, however many of its messages the commit holds.
+    const addedByMeter = new Map<string, number>();
     for (const item of batch) {
-      const first = item.records[0];
-      if (first) {
-        insertRow.run(first.receivedAtMs, item.records.length === 1 ? first.line : item.records.map((r) => r.line).join('\n'), item.records.length);
-        added += item.records.length;
+      for (const row of rowsOf(item.records)) {
+        insertRow.run(row.receivedAtMs, row.text, row.n, row.meterId);
+        addedByMeter.set(row.meterId, (addedByMeter.get(row.meterId) ?? 0) + row.n);
+        added += row.n;
       }
-      for (const d of item.deadLetters) insertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
+      for (const d of item.deadLetters) writeDeadLetter(d);
     }
+    for (const [meterId, n] of addedByMeter) addMeterDepth.run(meterId, n);
     if (added > 0) addDepth.run(added);
   });
 
@@ -196,22 +411,27 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   ackDb.pragma('synchronous = NORMAL');
   ackDb.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
   const ackDeleteUpTo = ackDb.prepare('DELETE FROM spool WHERE id <= ?');
-  const ackCountUpTo = ackDb.prepare('SELECT coalesce(sum(n), 0) FROM spool WHERE id <= ?').pluck();
+  // The acknowledged range grouped by meter: one pass over the rows about to be deleted.
+  const ackCountUpTo = ackDb.prepare('SELECT meter, sum(n) FROM spool WHERE id <= ? GROUP BY meter').raw(true);
   const ackSubtractDepth = ackDb.prepare('UPDATE spool_depth SET records = max(0, records - ?) WHERE singleton = 1');
-  const ackInsertDeadLetter = ackDb.prepare(
-    'INSERT INTO dead_letter (received_at, topic, meter_id, client_id, code, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  );
+  const ackSubtractMeterDepth = ackDb.prepare('UPDATE spool_meter_depth SET records = max(0, records - ?) WHERE meter = ?');
+  const ackWriteDeadLetter = deadLetterWriter(ackDb, settings);
   const ackNextVersion = ackDb.prepare('SELECT coalesce(max(version), 0) + 1 FROM written_day').pluck();
   const ackUpsertDay = ackDb.prepare(
     'INSERT INTO written_day (meter, day_ms, version) VALUES (?, ?, ?) ON CONFLICT (meter, day_ms) DO UPDATE SET version = excluded.version',
   );
   const acknowledgeTx = ackDb.transaction((lastId: number, deadLetters: readonly DeadLetterInput[], writtenDays: readonly WrittenDay[]) => {
-    for (const d of deadLetters) ackInsertDeadLetter.run(d.receivedAtMs, d.topic, d.meterId, d.clientId, d.code, d.reason, d.payload);
+    for (const d of deadLetters) ackWriteDeadLetter(d);
     if (writtenDays.length > 0) {
       const version = ackNextVersion.get() as number;
       for (const day of writtenDays) ackUpsertDay.run(day.meterId, day.dayMs, version);
     }
-    ackSubtractDepth.run(ackCountUpTo.get(lastId) as number);
+    let removed = 0;
+    for (const [meter, n] of ackCountUpTo.all(lastId) as [string, number][]) {
+      ackSubtractMeterDepth.run(n, meter);
+      removed += n;
+    }
+    if (removed > 0) ackSubtractDepth.run(removed);
     ackDeleteUpTo.run(lastId);
   });
 
@@ -221,6 +441,9 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   const listeners = new Set<() => void>();
   function countRecords(): number {
     return selectDepth.get() as number;
+  }
+  function countMeterRecords(meterId: string): number {
+    return (selectMeterDepth.get(meterId) as number | undefined) ?? 0;
   }
 
   function flush(): void {
@@ -257,6 +480,12 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     isFull() {
       return countRecords() >= settings.maxRecords;
     },
+    refusal(meterId) {
+      if (countRecords() >= settings.maxRecords) return 'store_full';
+      if (countMeterRecords(meterId) >= meterMaxRecords) return 'meter_share';
+      return null;
+    },
+    meterDepth: countMeterRecords,
     readHead(limit) {
       return this.readAfter(0, limit);
     },
@@ -288,17 +517,23 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       const rows = db
         .prepare(`SELECT * FROM dead_letter WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`)
         .all({ afterId, code, limit }) as DeadLetterRow[];
-      return rows.map((row) => ({
-        id: row.id,
-        receivedAtMs: row.received_at,
-        topic: row.topic,
-        meterId: row.meter_id,
-        clientId: row.client_id,
-        code: row.code,
-        reason: row.reason,
-        payload: row.payload,
-        replayedAtMs: row.replayed_at,
-      }));
+      return rows.map((row) => {
+        const keptBytes = Buffer.byteLength(row.payload, 'utf8');
+        const payloadBytes = row.payload_bytes ?? keptBytes;
+        return {
+          id: row.id,
+          receivedAtMs: row.received_at,
+          topic: row.topic,
+          meterId: row.meter_id,
+          clientId: row.client_id,
+          code: row.code,
+          reason: row.reason,
+          payload: row.payload,
+          replayedAtMs: row.replayed_at,
+          payloadBytes,
+          truncated: payloadBytes > keptBytes,
+        };
+      });
     },
     markReplayed(ids, atMs) {
       db.transaction(() => {
@@ -317,10 +552,13 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     },
     rejectionCountsByMeter(fromMs, toMs) {
       const counts: Record<string, Record<string, number>> = {};
-      for (const row of selectCountsByMeter.all(fromMs, toMs) as { meter: string; code: string; n: number }[]) {
+      for (const row of selectCountsByMeter.all({ from: fromMs, to: toMs }) as { meter: string; code: string; n: number }[]) {
         (counts[row.meter] ??= {})[row.code] = row.n;
       }
       return counts;
+    },
+    deadLetterStats() {
+      return { stored: selectStoredCount.get() as number, notStored: selectOverQuotaCount.get() as number };
     },
     onAppended(listener) {
       listeners.add(listener);

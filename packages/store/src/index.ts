@@ -1,1 +1,2 @@
 export * from './durable-store.ts';
+export * from './private-files.ts';

@@ -19,12 +19,22 @@ export function append(el: Element, ...children: Child[]): void {
   }
 }
 
+/** An API error answer: its status (401: not signed in, 403: role too low) and the API's message. */
+export class ApiError extends Error {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
 export async function getJson<T>(url: string): Promise<T> {
   const response = await fetch(url, { headers: { accept: 'application/json' } });
   const body: unknown = await response.json().catch(() => null);
   if (!response.ok) {
     const message = (body as { error?: { message?: string } } | null)?.error?.message ?? `HTTP ${response.status}`;
-    throw new Error(message);
+    throw new ApiError(response.status, message);
   }
   return body as T;
 }

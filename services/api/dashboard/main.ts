@@ -1,7 +1,7 @@
 import { formatUtcOffset } from '@flowpilot/i18n/format';
 import { LANGUAGES, chosenLanguage, makeContext, rememberLanguage } from './context.ts';
 import type { Context, PilotView, View } from './context.ts';
-import { getJson, h } from './dom.ts';
+import { ApiError, getJson, h } from './dom.ts';
 import { liveView } from './live.ts';
 import { meterView } from './meter.ts';
 import { reportsView } from './reports.ts';
@@ -18,6 +18,22 @@ const nav = document.getElementById('nav') as HTMLElement;
 const errorBox = document.getElementById('error') as HTMLElement;
 let teardown: (() => void) | void;
 let ctx: Context;
+
+/** GET /api/v1/session: who is signed in (SPEC section 8); null when the API could not say. */
+interface Session {
+  name: string | null;
+  role: 'viewer' | 'evaluator' | 'admin';
+  via: 'bearer' | 'cookie' | 'loopback' | 'internal';
+}
+let session: Session | null = null;
+/** The views each role may open: results and reports read evaluator routes. */
+const NEEDS_EVALUATOR = new Set(['results', 'reports']);
+
+async function signOut(): Promise<void> {
+  await fetch('/api/v1/session', { method: 'DELETE' }).catch(() => undefined);
+  // The dashboard's page now answers with the sign-in page.
+  location.assign('/');
+}
 
 function route(): { name: string; param: string | undefined } {
   const path = location.hash.replace(/^#\/?/, '').split('?')[0] ?? '';
@@ -39,11 +55,17 @@ function paintChrome(): void {
     ctx = makeContext(ctx.pilot, language);
     render();
   });
+  const views = (['live', 'results', 'reports'] as const).filter((name) => session?.role !== 'viewer' || !NEEDS_EVALUATOR.has(name));
+  const signOutButton = session?.via === 'cookie' ? h('button', { type: 'button', class: 'link', 'data-testid': 'sign-out' }, t('nav.signOut')) : null;
+  signOutButton?.addEventListener('click', () => void signOut());
   nav.replaceChildren(
-    ...(['live', 'results', 'reports'] as const).map((name) => h('a', { href: `#/${name}`, class: name === current ? 'current' : undefined, 'data-nav': name }, t(`nav.${name}`))),
+    ...views.map((name) => h('a', { href: `#/${name}`, class: name === current ? 'current' : undefined, 'data-nav': name }, t(`nav.${name}`))),
     h('a', { href: '/docs' }, t('nav.apiDocs')),
     select,
+    ...(signOutButton ? [signOutButton] : []),
   );
+  const who = document.getElementById('who');
+  if (who) who.textContent = session?.name ? t('nav.signedInAs', { name: session.name, role: t(`access.${session.role}`) }) : '';
   (document.getElementById('tz') as HTMLElement).textContent = t('app.timesIn', { zone: ctx.tz, offset: formatUtcOffset(ctx.tz, Date.now()) });
 }
 
@@ -62,9 +84,15 @@ function render(): void {
 async function start(): Promise<void> {
   const language = chosenLanguage();
   try {
-    const pilot = await getJson<PilotView>('/api/v1/pilot');
+    const [pilot, who] = await Promise.all([getJson<PilotView>('/api/v1/pilot'), getJson<Session>('/api/v1/session').catch(() => null)]);
+    session = who;
     ctx = makeContext(pilot, language);
   } catch (error) {
+    // Signed out meanwhile (the token was revoked): the page itself now answers with the sign-in form.
+    if (error instanceof ApiError && error.status === 401) {
+      location.reload();
+      return;
+    }
     errorBox.textContent = `FlowPilot: ${(error as Error).message}`;
     errorBox.hidden = false;
     return;

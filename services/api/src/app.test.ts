@@ -1,7 +1,7 @@
 import { FlowPilotError } from '@flowpilot/schema';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApi } from './app.ts';
+import { createApi, withoutAddresses } from './app.ts';
 import type { InfluxClient, InfluxSeries } from '@flowpilot/influx';
 import { createMemoryLiveFeed } from './live-feed.ts';
 import type { MemoryLiveFeed } from './live-feed.ts';
@@ -164,7 +164,7 @@ describe('error shapes', () => {
     expect(response.json().meters.map((m: { lastReading: unknown }) => m.lastReading)).toEqual([null, null, null]);
   });
 
-  it('answers /readyz 503 degraded naming the failed checks', async () => {
+  it('answers /readyz 503 degraded naming the failed checks, but no address', async () => {
     await build(undefined, async () => {
       throw new Error('InfluxDB at http://127.0.0.1:1 could not be reached for ping (ECONNREFUSED)');
     });
@@ -173,8 +173,36 @@ describe('error shapes', () => {
     expect(response.statusCode).toBe(503);
     expect(response.json()).toEqual({
       status: 'degraded',
-      checks: { influx: { ok: false, error: 'InfluxDB at http://127.0.0.1:1 could not be reached for ping (ECONNREFUSED)' }, broker: { ok: false } },
+      checks: { influx: { ok: false, error: 'InfluxDB at <address> could not be reached for ping (ECONNREFUSED)' }, broker: { ok: false } },
     });
+    expect(response.body).not.toContain('127.0.0.1');
+  });
+});
+
+describe('readiness names no address', () => {
+  it('strips URLs, IPs and host:port from the reasons of extra checks too', async () => {
+    const extra = await createApi({
+      pilot: testPilot(),
+      influx: fakeInflux(),
+      liveFeed: feed,
+      clock: () => NOW_MS,
+      readinessChecks: { ingest: () => ({ ok: false, reason: 'InfluxDB writes fail: connect ECONNREFUSED 10.1.2.3:8086 (http://influx.lan:8086/write); readings wait in the durable store' }) },
+    });
+    try {
+      const body = (await extra.inject('/readyz')).json() as { checks: { ingest: { reason: string } } };
+      expect(body.checks.ingest.reason).toBe('InfluxDB writes fail: connect ECONNREFUSED <address> (<address>); readings wait in the durable store');
+    } finally {
+      await extra.close();
+    }
+  });
+
+  it.each([
+    ['getaddrinfo ENOTFOUND influx.internal', 'getaddrinfo ENOTFOUND <address>'],
+    ['connect ECONNREFUSED ::1:8086', 'connect ECONNREFUSED <address>'],
+    ['no answer from [fe80::1]:443 or db.example.com:8086.', 'no answer from <address> or <address>.'],
+    ['waited 12:00 for the store at 2026-11-25T12:00:00Z', 'waited 12:00 for the store at 2026-11-25T12:00:00Z'],
+  ])('%s → %s', (text, expected) => {
+    expect(withoutAddresses(text)).toBe(expected);
   });
 });
 
@@ -191,6 +219,8 @@ describe('documents and pages', () => {
     const doc = response.json() as { openapi: string; paths: Record<string, { get: { parameters?: Array<{ name: string; in: string }> } }> };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/v1/deadletters',
+      '/api/v1/deadletters/replay',
       '/api/v1/live',
       '/api/v1/meters/{id}',
       '/api/v1/meters/{id}/error-curve',
@@ -200,6 +230,7 @@ describe('documents and pages', () => {
       '/api/v1/reports/metrics.csv',
       '/api/v1/reports/pilot.pdf',
       '/api/v1/reports/readings.csv',
+      '/api/v1/session',
       '/healthz',
       '/readyz',
     ]);

@@ -1,3 +1,9 @@
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import fastifyCompress from '@fastify/compress';
+import fastifyCookie from '@fastify/cookie';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { FlowPilotError, createMeterRegistry } from '@flowpilot/schema';
@@ -7,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
+import { INTERNAL_HEADER, registerAccess } from './access.ts';
 import { frameworkErrorHandler, installErrorHandlers, validationError } from './api-errors.ts';
 import {
   bucketedReadingsSchema,
@@ -20,7 +27,10 @@ import {
   readingsQuerySchema,
 } from './api-schemas.ts';
 import type { ApiReading, Readiness } from './api-schemas.ts';
+import type { TokenVerifier } from './api-tokens.ts';
 import { registerDashboardRoutes } from './dashboard-route.ts';
+import { deadLetterRoutes } from './deadletters-routes.ts';
+import type { DeadLetterAccess } from './deadletters-routes.ts';
 import type { InfluxClient } from '@flowpilot/influx';
 import { queryBuckets, queryLatestReading, queryLatestReadings, queryRawReadings } from './influx-readings.ts';
 import type { LiveFeed } from './live-feed.ts';
@@ -30,6 +40,8 @@ import { registerMetricsRoutes } from './metrics-routes.ts';
 import { reportRoute } from './report-route.ts';
 import type { RejectionsProvider } from './metrics-routes.ts';
 import type { ReadingCacheOptions } from './reading-cache.ts';
+import { sendSignInPage, sessionRoutes } from './session-routes.ts';
+import { createSignInPageRenderer } from './sign-in-page.ts';
 
 export interface ApiOptions {
   /** The validated day cache behind /metrics (reading-cache.ts); false reads InfluxDB on every call. */
@@ -63,6 +75,27 @@ export interface ApiOptions {
   rejections?: RejectionsProvider;
   /** A Prometheus registry to serve at /metrics (prom-client's Registry fits). */
   metrics?: { metrics(): Promise<string>; contentType: string };
+  /**
+   * API tokens (SPEC section 8; `openApiTokenStore(path)` fits). From the first token on, every
+   * route but /healthz and /readyz needs one; absent or empty, the API serves loopback clients only.
+   */
+  tokens?: TokenVerifier;
+  /** Serve HTTPS with this PEM key and certificate; the sign-in cookie is then `Secure`. */
+  https?: { key: Buffer | string; cert: Buffer | string };
+  /**
+   * Expensive requests per minute per token (per address without tokens): reports, metrics,
+   * error curves, intervals, dead-letter replays and readings over windows longer than 2 days.
+   * Shorter windows of those routes get 10 times as many.
+   */
+  expensiveRatePerMinute?: number;
+  /** /api/v1/live streams open at once; beyond it 503 ERR_LIVE_FULL. */
+  maxLiveConnections?: number;
+  /** A client must send its whole request (headers and body) within this, ms (Fastify's requestTimeout). */
+  requestTimeoutMs?: number;
+  /** A socket with no traffic either way for this long is closed, ms (Fastify's connectionTimeout); above the SSE heartbeat. */
+  connectionTimeoutMs?: number;
+  /** The durable store's dead letters and their replay, for the admin routes; absent, those routes answer 404. */
+  deadLetters?: DeadLetterAccess;
 }
 
 export interface ReadinessCheck {
@@ -80,7 +113,35 @@ export const DEFAULT_API_OPTIONS = {
   readyTimeoutMs: 2_000,
   sseHeartbeatMs: 15_000,
   clock: (): number => Date.now(),
+  expensiveRatePerMinute: 30,
+  maxLiveConnections: 200,
+  requestTimeoutMs: 30_000,
+  // Long enough for a cold year-long PDF, which writes nothing until it is done.
+  connectionTimeoutMs: 300_000,
 } as const satisfies Partial<ApiOptions>;
+
+/** Bodies the API accepts are a token or a dead-letter filter. */
+const BODY_LIMIT_BYTES = 64 * 1024;
+
+type NumericSetting = 'maxWindowDays' | 'maxRawReadings' | 'maxBuckets' | 'readyTimeoutMs' | 'sseHeartbeatMs' | 'expensiveRatePerMinute' | 'maxLiveConnections' | 'requestTimeoutMs' | 'connectionTimeoutMs';
+
+/** Every numeric setting checked at once, one sentence per problem (STYLE habit 3). */
+function validateSettings(settings: Required<Pick<ApiOptions, NumericSetting>> & Pick<ApiOptions, 'https'>): void {
+  const problems: string[] = [];
+  const positive = ['maxWindowDays', 'maxRawReadings', 'maxBuckets', 'readyTimeoutMs', 'sseHeartbeatMs', 'expensiveRatePerMinute', 'requestTimeoutMs', 'connectionTimeoutMs'] as const;
+  for (const name of positive) {
+    const value = settings[name];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) problems.push(`${name} must be a positive integer; got ${String(value)}`);
+  }
+  if (!Number.isInteger(settings.maxLiveConnections) || settings.maxLiveConnections < 0) {
+    problems.push(`maxLiveConnections must be an integer ≥ 0; got ${String(settings.maxLiveConnections)}`);
+  }
+  if (settings.connectionTimeoutMs <= 2 * settings.sseHeartbeatMs) {
+    problems.push(`connectionTimeoutMs (${settings.connectionTimeoutMs}) must exceed twice sseHeartbeatMs (${settings.sseHeartbeatMs}), or live streams would be cut between heartbeats`);
+  }
+  if (settings.https && (!settings.https.key || !settings.https.cert)) problems.push('https needs both a key and a cert (PEM)');
+  if (problems.length > 0) throw new FlowPilotError('ERR_CONFIG', `Invalid API options: ${problems.join('; ')}`);
+}
 
 const DAY_MS = 86_400_000;
 const DEFAULT_WINDOW_MS = DAY_MS;
@@ -95,16 +156,49 @@ const iso = (ms: number): string => new Date(ms).toISOString();
  */
 export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
   const settings = { ...DEFAULT_API_OPTIONS, ...definedOnly(options) };
+  validateSettings(settings);
   const { pilot, influx, liveFeed, clock } = settings;
   const registry = createMeterRegistry(pilot);
 
+  const checkingIntervalMs = Math.max(100, Math.min(30_000, Math.floor(settings.requestTimeoutMs / 3)));
   // With `loggerInstance` fastify types the instance by the logger's type; callers need only the
   // base FastifyInstance, whose `log` is the same pino logger.
-  const base = { frameworkErrors: frameworkErrorHandler };
+  const base = {
+    frameworkErrors: frameworkErrorHandler,
+    // A client that trickles its request (slow loris) or idles is cut off instead of holding a socket.
+    requestTimeout: settings.requestTimeoutMs,
+    connectionTimeout: settings.connectionTimeoutMs,
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Node checks request timeouts every 30 s by default; check often enough that the timeout means what it says.
+    ...(settings.https
+      ? { https: { key: settings.https.key, cert: settings.https.cert, connectionsCheckingInterval: checkingIntervalMs } }
+      : { http: { connectionsCheckingInterval: checkingIntervalMs } }),
+  };
   const app = (settings.log ? Fastify({ ...base, loggerInstance: settings.log }) : Fastify({ ...base, logger: false })) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandlers(app);
+
+  await app.register(fastifyHelmet, helmetOptions(Boolean(settings.https)));
+  // Responses compressed when the client asks (the dashboard's files are compressed once, by their route);
+  // request bodies are never inflated: the API takes small JSON only, and a zip bomb is not one.
+  await app.register(fastifyCompress, { global: true, requestEncodings: ['identity'] });
+  await app.register(fastifyCookie);
+  await app.register(fastifyRateLimit, { global: false });
+  // The API's own requests to itself (the PDF report reads /metrics) carry a secret of this process.
+  const internalKey = randomBytes(32).toString('base64url');
+  const signIn = createSignInPageRenderer();
+  const access = registerAccess(app, {
+    tokens: settings.tokens,
+    internalKey,
+    expensiveRatePerMinute: settings.expensiveRatePerMinute,
+    clock,
+    signInPage: (request, reply, problem) => sendSignInPage(signIn, request, reply, problem),
+  });
+  undeclared.set(app, access.undeclaredRoutes);
+  app.addHook('onReady', async () => {
+    if (access.undeclaredRoutes.length > 0) app.log.warn({ routes: access.undeclaredRoutes }, 'routes missing from ROUTE_ACCESS need admin');
+  });
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -115,7 +209,11 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         description:
           `Live flow and history of the flowmeter demonstration pilot "${pilot.pilot.name}". ` +
           'Times are ISO 8601 (with an offset) or epoch milliseconds; readings use the field names and units of the MQTT wire format. ' +
-          'Errors are `{"error": {"code", "message"}}`.',
+          'Errors are `{"error": {"code", "message"}}`. ' +
+          'Access (SPEC section 8): once an API token exists, every route but /healthz and /readyz needs `Authorization: Bearer <token>` ' +
+          '(or the dashboard\'s sign-in cookie): `viewer` reads the pilot, meters, readings and the live feed; `evaluator` also metrics, ' +
+          'error curves and reports; `admin` also dead letters. Without tokens the API serves clients on its own machine only. ' +
+          `Expensive requests are limited to ${settings.expensiveRatePerMinute} a minute per token (429 \`ERR_RATE_LIMITED\` with Retry-After).`,
       },
       tags: [
         { name: 'health', description: 'Liveness and readiness' },
@@ -123,8 +221,12 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         { name: 'readings', description: 'Time series from InfluxDB' },
         { name: 'live', description: 'Readings as they arrive' },
         { name: 'metrics', description: 'SPEC section 4 performance metrics and OIML R49 accuracy' },
-        { name: 'reports', description: 'The evaluator\'s exports (CSV)' },
+        { name: 'reports', description: 'The evaluator\'s exports (CSV, PDF)' },
+        { name: 'access', description: 'Signing in to the dashboard with an API token (SPEC section 8)' },
+        { name: 'dead letters', description: 'Messages the broker rejected, and their replay (admin)' },
       ],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token: `flowpilot tokens add <name> --role viewer|evaluator|admin`' } } },
+      security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
   });
@@ -135,7 +237,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
 
   api.get(
     '/healthz',
-    { schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: healthSchema } } },
+    { schema: { tags: ['health'], summary: 'Liveness: the process answers', security: [], response: { 200: healthSchema } } },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -150,13 +252,21 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
       schema: {
         tags: ['health'],
         summary: 'Readiness: InfluxDB answers its ping and the live feed is connected to the broker',
+        description: 'Open to anyone, like /healthz: its reasons name no address (URLs, hosts and ports read "<address>"); the log has them.',
+        security: [],
         response: { 200: readinessSchema, 503: readinessSchema },
       },
     },
     async (_request, reply) => {
       const influxCheck = await pingInflux(influx, settings.readyTimeoutMs);
       const brokerOk = liveFeed.connected();
-      const extra = Object.fromEntries(Object.entries(options.readinessChecks ?? {}).map(([name, check]) => [name, check()]));
+      // Public, so it names no address: the reasons say what failed, the log says where.
+      const extra = Object.fromEntries(
+        Object.entries(options.readinessChecks ?? {}).map(([name, check]) => {
+          const result = check();
+          return [name, result.reason === undefined ? result : { ...result, reason: withoutAddresses(result.reason) }];
+        }),
+      );
       const ok = influxCheck.ok && brokerOk && Object.values(extra).every((check) => check.ok);
       const body: Readiness = { status: ok ? 'ok' : 'degraded', checks: { ...extra, influx: influxCheck, broker: { ok: brokerOk } } };
       return reply.code(ok ? 200 : 503).send(body);
@@ -290,7 +400,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(options.readingCache !== undefined ? { readingCache: options.readingCache } : {}),
     ...(options.metricsWarmupDays !== undefined ? { warmupDays: options.metricsWarmupDays } : {}),
   });
-  registerLiveRoute(app, { liveFeed, meterIds: pilot.meters.map((m) => m.id), heartbeatMs: settings.sseHeartbeatMs });
+  registerLiveRoute(app, { liveFeed, meterIds: pilot.meters.map((m) => m.id), heartbeatMs: settings.sseHeartbeatMs, maxConnections: settings.maxLiveConnections });
   // The cover names the data source; a URL's credentials never reach a report.
   const source = new URL(influx.config.url);
   source.username = '';
@@ -301,7 +411,10 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     clock,
     maxWindowDays: settings.maxWindowDays,
     dataSource: `InfluxDB ${source.origin}, database ${influx.config.database}`,
+    internalHeaders: { [INTERNAL_HEADER]: internalKey },
   });
+  await app.register(sessionRoutes, { tokens: settings.tokens, signIn });
+  await app.register(deadLetterRoutes, { deadLetters: settings.deadLetters });
   await registerDashboardRoutes(app);
 
   return app;
@@ -316,11 +429,67 @@ async function pingInflux(influx: InfluxClient, timeoutMs: number): Promise<Read
     const { version } = await Promise.race([influx.ping(), timeout]);
     return { ok: true, version };
   } catch (error) {
-    // The InfluxDB client's messages name the server and the failure, never credentials.
-    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+    // The InfluxDB client's messages name the server and the failure; /readyz is public, so the address goes.
+    return { ok: false, error: withoutAddresses(error instanceof Error ? error.message : String(error)) };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The text with every URL, IP address, host:port and resolver host name replaced by
+ * "<address>": /readyz answers anyone, and must not map the network behind the API for them.
+ */
+export function withoutAddresses(text: string): string {
+  const isAddress = (word: string): boolean => {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(word)) return true;
+    const bare = word.replace(/^\[(.*)\](:\d+)?$/, '$1');
+    if (isIP(bare) || isIP(bare.replace(/:\d+$/, ''))) return true;
+    // host:port, with a letter somewhere so that a time such as 12:00 stays.
+    return /^(?=[^:]*[a-z])[a-z0-9.-]+:\d{1,5}$/i.test(word);
+  };
+  return text
+    .replace(/\b(ENOTFOUND|EAI_AGAIN|EAI_NONAME)\s+[^\s,;()"']+/g, '$1 <address>')
+    .replace(/[^\s,;()"'<>]+/g, (word) => {
+      const trimmed = word.replace(/[.:]+$/, '');
+      return isAddress(trimmed) ? `<address>${word.slice(trimmed.length)}` : word;
+    });
+}
+
+/**
+ * Security headers (helmet): a CSP that allows this origin's scripts, styles and data URIs
+ * (Swagger UI's icons) and nothing else; no frames. HSTS and upgrade-insecure-requests only
+ * over HTTPS: on plain HTTP to a LAN address they would send the browser to a port that has no TLS.
+ */
+function helmetOptions(https: boolean) {
+  return {
+    contentSecurityPolicy: {
+      useDefaults: true,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        // uPlot and Swagger UI set style attributes.
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+        formAction: ["'self'"],
+        baseUri: ["'self'"],
+        upgradeInsecureRequests: https ? [] : null,
+      },
+    },
+    frameguard: { action: 'deny' as const },
+    hsts: https ? { maxAge: 180 * 86_400, includeSubDomains: false } : false,
+  };
+}
+
+const undeclared = new WeakMap<FastifyInstance, string[]>();
+
+/** Routes of an app that ROUTE_ACCESS does not declare (they need admin): app.test.ts expects none. */
+export function undeclaredRoutesOf(app: FastifyInstance): readonly string[] {
+  return undeclared.get(app) ?? [];
 }
 
 function definedOnly<T extends object>(value: T): T {

@@ -10,7 +10,7 @@ import {
   validateReadingPayload,
   validateStatusPayload,
 } from '@flowpilot/schema';
-import type { MeterStatus, PilotConfig, Reading } from '@flowpilot/schema';
+import type { MeterRegistry, MeterStatus, PilotConfig, Reading } from '@flowpilot/schema';
 
 /** What the API knows about one meter from the broker since it started. */
 export interface MeterLiveState {
@@ -54,6 +54,14 @@ export interface MqttLiveFeedOptions {
   retentionMs?: number;
   maxPayloadBytes?: number;
   reconnectPeriodMs?: number;
+  /** For an `mqtts://` broker: the CA to trust and, where the broker asks for one, this service's client certificate. */
+  tls?: MqttTlsOptions;
+}
+
+export interface MqttTlsOptions {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 export const DEFAULT_MQTT_LIVE_FEED_OPTIONS = {
@@ -147,6 +155,7 @@ export function createMqttLiveFeed(options: MqttLiveFeedOptions): LiveFeed {
     clientId: options.clientId ?? `flowpilot-api-${randomUUID().slice(0, 8)}`,
     username: options.username,
     password: options.password,
+    ...options.tls,
     // A live view needs no session: the retained status messages are re-sent on each subscription.
     clean: true,
     reconnectPeriod: options.reconnectPeriodMs ?? defaults.reconnectPeriodMs,
@@ -163,23 +172,8 @@ export function createMqttLiveFeed(options: MqttLiveFeedOptions): LiveFeed {
   client.on('offline', () => log?.warn('live feed lost the broker; reconnecting'));
   client.on('error', (error) => log?.warn({ err: error }, 'live feed MQTT error'));
 
-  client.on('message', (topic, payload) => {
-    const parsed = parseMeterTopic(topic);
-    if (!parsed) return;
-    const nowMs = clock();
-    if (parsed.kind === 'status') {
-      const status = validateStatusPayload(parsed.meterId, payload, nowMs);
-      if ('online' in status && registry.has(parsed.meterId)) live.recordStatus(status);
-      return;
-    }
-    const { readings } = validateReadingPayload(parsed.meterId, payload, {
-      nowMs,
-      isRegistered: registry.has,
-      retentionMs,
-      maxPayloadBytes,
-    });
-    for (const reading of readings) live.recordReading(reading, nowMs);
-  });
+  // Nothing a client publishes may stop a service (SPEC section 8): the handler never throws.
+  client.on('message', createLiveMessageHandler({ registry, live, clock, retentionMs, maxPayloadBytes, log }));
 
   return {
     connected: () => client.connected,
@@ -192,6 +186,59 @@ export function createMqttLiveFeed(options: MqttLiveFeedOptions): LiveFeed {
   };
 }
 
+export interface LiveMessageContext {
+  registry: MeterRegistry;
+  live: LiveState;
+  clock: () => number;
+  retentionMs: number;
+  maxPayloadBytes: number;
+  log?: Logger | undefined;
+}
+
+/** Failures of the message handler are logged at most this often (a flood must not flood the log too). */
+const HANDLER_FAILURE_LOG_MS = 60_000;
+
+/**
+ * The live feed's MQTT message handler: validates like the broker and records what passes.
+ * It never throws, whatever the topic and payload: a failure is logged (at most once a minute,
+ * with the count since) and the message skipped, so no message can stop the API (SPEC section 8).
+ */
+export function createLiveMessageHandler(context: LiveMessageContext): (topic: string, payload: Buffer) => void {
+  const { registry, live, clock, retentionMs, maxPayloadBytes, log } = context;
+  let failures = 0;
+  let lastLoggedMs = -Infinity;
+  const handle = (topic: string, payload: Buffer): void => {
+    const parsed = parseMeterTopic(topic);
+    if (!parsed) return;
+    const nowMs = clock();
+    if (parsed.kind === 'status') {
+      const status = validateStatusPayload(parsed.meterId, payload, { nowMs, retentionMs, isRegistered: registry.has });
+      if ('online' in status && registry.has(parsed.meterId)) live.recordStatus(status);
+      return;
+    }
+    const { readings } = validateReadingPayload(parsed.meterId, payload, {
+      nowMs,
+      isRegistered: registry.has,
+      retentionMs,
+      maxPayloadBytes,
+    });
+    for (const reading of readings) live.recordReading(reading, nowMs);
+  };
+  return (topic, payload) => {
+    try {
+      handle(topic, payload);
+    } catch (error) {
+      failures += 1;
+      // The wall clock: the injected one may be what failed.
+      const nowMs = Date.now();
+      if (nowMs - lastLoggedMs >= HANDLER_FAILURE_LOG_MS) {
+        lastLoggedMs = nowMs;
+        log?.error({ err: error, topic: String(topic).slice(0, 200), failures }, 'the live feed skipped a message it could not handle');
+        failures = 0;
+      }
+    }
+  };
+}
 
 /** A live feed fed by hand: for tests, and for running the API without a broker. */
 export interface MemoryLiveFeed extends LiveFeed {

@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { stillAuthorized } from './access.ts';
+import { errorBody } from './api-errors.ts';
+import { errorResponseSchema } from './api-schemas.ts';
 import type { LiveReading } from './api-schemas.ts';
 import { toApiReading } from './influx-readings.ts';
 import type { LiveFeed } from './live-feed.ts';
@@ -9,6 +12,8 @@ export interface LiveRouteOptions {
   liveFeed: LiveFeed;
   meterIds: readonly string[];
   heartbeatMs: number;
+  /** Streams open at once; one more is refused with 503 ERR_LIVE_FULL (each holds a socket and a listener). */
+  maxConnections: number;
 }
 
 /** A client that stops reading is dropped rather than buffered without bound. */
@@ -20,7 +25,7 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
  * lets the client notice a dead one. The listener goes away with the connection.
  */
 export function registerLiveRoute(app: FastifyInstance, options: LiveRouteOptions): void {
-  const { liveFeed, meterIds, heartbeatMs } = options;
+  const { liveFeed, meterIds, heartbeatMs, maxConnections } = options;
   const known = new Set(meterIds);
   const openStreams = new Set<() => void>();
 
@@ -52,13 +57,23 @@ export function registerLiveRoute(app: FastifyInstance, options: LiveRouteOption
         description:
           'A `text/event-stream`. Each reading the broker delivers is one `event: reading` whose `data` is the reading as JSON ' +
           '(wire names and units of SPEC section 1: flow m³/h, total m³, velocity m/s, pressure bar, temperature °C, battery %, rssi dBm; ' +
-          `plus \`meterId\`). A comment line \`: heartbeat\` comes every ${heartbeatMs / 1000} s.`,
+          `plus \`meterId\`). A comment line \`: heartbeat\` comes every ${heartbeatMs / 1000} s. ` +
+          `At most ${maxConnections} streams are open at once; beyond that, 503 \`ERR_LIVE_FULL\`.`,
         produces: ['text/event-stream'],
         querystring,
+        response: { 400: errorResponseSchema, 503: errorResponseSchema },
       },
     },
     (request, reply) => {
       const filter = request.query.meter;
+      if (openStreams.size >= maxConnections) {
+        request.log.warn({ maxConnections }, 'live stream refused: at the limit of open streams');
+        reply
+          .code(503)
+          .header('retry-after', '30')
+          .send(errorBody('ERR_LIVE_FULL', `The API already serves ${maxConnections} live streams, its limit. Close another dashboard tab, or try again in a minute`));
+        return;
+      }
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -89,7 +104,14 @@ export function registerLiveRoute(app: FastifyInstance, options: LiveRouteOption
         const data: LiveReading = { meterId: reading.meterId, ...toApiReading(reading, receivedAtMs) };
         res.write(`event: reading\ndata: ${JSON.stringify(data)}\n\n`);
       });
-      const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+      const heartbeat = setInterval(() => {
+        // A revoked token's stream ends at the next heartbeat; the browser's reconnect then meets the 401.
+        if (!stillAuthorized(request)) {
+          close();
+          return;
+        }
+        res.write(': heartbeat\n\n');
+      }, heartbeatMs);
       openStreams.add(close);
       // 'close' on the response: the client went away or the socket failed.
       res.on('close', close);

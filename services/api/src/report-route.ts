@@ -24,6 +24,8 @@ export interface ReportRouteOptions {
   clock?: () => number;
   /** The longest period one report covers, in days. */
   maxWindowDays?: number;
+  /** Headers of the route's own requests to /metrics and /error-curve: createApi's secret that lets them past access and rate limits. */
+  internalHeaders?: Record<string, string>;
 }
 
 const DAY_MS = 86_400_000;
@@ -38,7 +40,7 @@ export async function reportRoute(app: FastifyInstance, options: ReportRouteOpti
   const clock = options.clock ?? Date.now;
   const maxWindowDays = options.maxWindowDays ?? 400;
   const get = async (url: string, window: { fromMs: number; toMs: number }): Promise<unknown> => {
-    const response = await app.inject({ method: 'GET', url, query: { from: String(window.fromMs), to: String(window.toMs) } });
+    const response = await app.inject({ method: 'GET', url, query: { from: String(window.fromMs), to: String(window.toMs) }, headers: options.internalHeaders ?? {} });
     const body: unknown = response.json();
     if (response.statusCode !== 200) {
       const message = (body as { error?: { message?: string } })?.error?.message ?? `HTTP ${response.statusCode}`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canPublish, canSubscribe, isClientIdAllowed } from './access-policy.ts';
+import { canLeaveWill, canPublish, canSubscribe, isClientIdAllowed } from './access-policy.ts';
 import type { Login } from './credentials.ts';
 
 const meter: Login = { id: 'ALM-PS3-DUT1', role: 'meter' };
@@ -41,5 +41,19 @@ describe('topic ACL', () => {
     [service, 'flowpilot-apix', false],
   ] as const)('%o connects as client id %s: %s', (login, clientId, allowed) => {
     expect(isClientIdAllowed(login, clientId)).toBe(allowed);
+  });
+});
+
+describe('last wills', () => {
+  it.each([
+    [meter, 'meters/ALM-PS3-DUT1/status', true],
+    [meter, 'meters/ALM-PS3-REF/status', false],
+    [meter, 'meters/ALM-PS3-DUT1/readings', false],
+    [meter, 'alerts/everyone', false],
+    [service, 'meters/ALM-PS3-REF/status', true],
+    [service, 'meters/ALM-PS3-REF/readings', false],
+    [service, '$SYS/x', false],
+  ] as const)('%o leaves a will on %s: %s', (login, topic, allowed) => {
+    expect(canLeaveWill(login, topic)).toBe(allowed);
   });
 });

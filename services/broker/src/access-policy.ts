@@ -24,3 +24,12 @@ export function canSubscribe(login: Login, topicFilter: string): boolean {
   if (login.role !== 'service') return false;
   return topicFilter === 'meters/#' || topicFilter.startsWith('meters/');
 }
+
+/**
+ * A last will may only be the client's own status (SPEC section 1: "A meter's last will may
+ * only be on its own status topic; any other will refuses the CONNECT"). Aedes stores a will
+ * at CONNECT without asking `authorizePublish`, so the broker asks this at login.
+ */
+export function canLeaveWill(login: Login, willTopic: string): boolean {
+  return parseMeterTopic(willTopic)?.kind === 'status' && canPublish(login, willTopic);
+}

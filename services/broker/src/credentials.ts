@@ -1,11 +1,12 @@
 import { createHmac, randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { writeFileAtomic } from '@flowpilot/store';
 
 /**
  * The credentials store (SPEC section 3: device credentials live apart from the pilot file,
- * hashed). One JSON file in the data dir, mode 0600; passwords as scrypt hashes only.
+ * hashed). One JSON file in the data dir, mode 0600 in a directory created 0700 (SPEC section
+ * 8); passwords as scrypt hashes only. Replaced atomically, so the broker never reads half a file.
  */
 export type LoginRole = 'meter' | 'service';
 
@@ -86,10 +87,8 @@ export function openCredentialsStore(path: string): CredentialsStore {
   }
 
   function save(file: CredentialsFile): void {
-    mkdirSync(dirname(path), { recursive: true });
-    const temp = `${path}.${process.pid}.tmp`;
-    writeFileSync(temp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-    renameSync(temp, path);
+    // An unpredictable temporary name opened with O_EXCL, fsynced, then renamed over the file.
+    writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
     cached = file;
     cachedMtimeMs = statSync(path).mtimeMs;
     verified.clear();

@@ -54,7 +54,7 @@ describe('ingest ordering with two writes in flight', () => {
   it('does not acknowledge a later batch before an earlier one, and resends both after the earlier one fails', async () => {
     const spool = store();
     // Six messages of one reading each: six spool rows, two batches of three.
-    await Promise.all(Array.from({ length: 6 }, (_, i) => spool.append([{ receivedAtMs: i, line: `l${i}` }])));
+    await Promise.all(Array.from({ length: 6 }, (_, i) => spool.append([{ receivedAtMs: i, line: `l${i}`, meterId: 'M1' }])));
     const influx = scriptedInflux();
     const ingest = createIngest({ store: spool, influx: influx.client, log: pino({ level: 'silent' }), batchSize: 3, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))) });
     ingest.start();

@@ -163,6 +163,32 @@ describe('createSimulator', () => {
     expect(singles.every((r) => r.tsMs <= nowMs)).toBe(true);
   });
 
+  it('publishes nothing, not even a status, for a meter without simulate: true (SPEC section 3)', async () => {
+    const world = await startBroker();
+    cleanups.push(() => world.close());
+    const subscriber: MqttClient = await connectAsync(world.url, { clientId: 'test-subscriber-mixed', protocolVersion: 4 });
+    cleanups.push(() => subscriber.endAsync());
+    const meters = new Set<string>();
+    subscriber.on('message', (topic) => meters.add(topic.split('/')[1] ?? ''));
+    await subscriber.subscribeAsync('meters/#', { qos: 1 });
+
+    const mixed = parsePilotConfig(`
+pilot: { id: mixed, name: Mixed pilot, timezone: UTC }
+meters:
+  - { id: REAL, site: S, role: monitor, intervalSec: 60 }
+  - { id: SIM, site: S, role: monitor, intervalSec: 60, simulate: true }
+`);
+    const nowMs = Date.now();
+    const simulator = createSimulator({ pilot: mixed, mqttUrl: world.url, username: 'simulator', password: 'unused', backfillMs: 10 * 60_000, clock: { now: () => nowMs } });
+    cleanups.push(() => simulator.stop());
+    expect(simulator.meterIds()).toEqual(['SIM']);
+    await simulator.start();
+    expect(simulator.stats().acked).toBeGreaterThanOrEqual(10);
+    await simulator.stop();
+    await waitFor(() => meters.has('SIM'), 5_000);
+    expect([...meters]).toEqual(['SIM']);
+  });
+
   it('sends the readings of an offline stretch as arrays when the meter returns, skips dropouts and repeats duplicates', async () => {
     const world = await startBroker();
     cleanups.push(() => world.close());

@@ -1,4 +1,4 @@
-import { MAX_BATCH_READINGS, readingsTopic, statusTopic, toWireReading } from '@flowpilot/schema';
+import { isSimulated, MAX_BATCH_READINGS, readingsTopic, statusTopic, toWireReading } from '@flowpilot/schema';
 import type { PilotConfig, Reading } from '@flowpilot/schema';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
@@ -8,7 +8,9 @@ import type { ErrorModel, FaultOptions, MeterModel } from './meter-model.ts';
 
 /**
  * The simulated meters on the wire: one MQTT.js client per meter, publishing the readings of
- * the pure model (meter-model.ts) as SPEC section 1 describes.
+ * the pure model (meter-model.ts) as SPEC section 1 describes. Only the meters whose pilot entry
+ * says `simulate: true` are simulated (SPEC section 3): a real meter's series never gets invented
+ * readings because its pilot file was handed to the simulator.
  *
  * Modes, all of which only ever publish timestamps ≤ now (the broker rejects readings more
  * than 5 minutes in the future, SPEC section 1):
@@ -42,12 +44,14 @@ export interface SimulatorOptions {
   /** A service login allowed to publish for any meter; client ids are `${username}:${meterId}`. */
   username: string;
   password: string;
+  /** For an `mqtts://` broker: the CA to trust and, where the broker asks for one, the service's client certificate. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   seed?: number;
   /** 1 = realtime; N > 1 replays the backfill window N times faster (see the module comment). */
   speed?: number;
   /** History to send first, ms; 0 = none. */
   backfillMs?: number;
-  /** A subset of the pilot's meter ids; all meters when absent. */
+  /** A subset of the pilot's meters with `simulate: true`; all of those when absent. */
   meters?: string[];
   faults?: Partial<FaultOptions>;
   errorModel?: Partial<ErrorModel>;
@@ -78,6 +82,8 @@ export interface Simulator {
   start(): Promise<void>;
   stop(): Promise<void>;
   stats(): SimulatorStats;
+  /** The ids of the meters it simulates, in pilot file order; empty when no meter says `simulate: true`. */
+  meterIds(): readonly string[];
 }
 
 export const DEFAULT_SIMULATOR_OPTIONS = Object.freeze({
@@ -138,6 +144,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   if (!(Number.isInteger(maxInFlight) && maxInFlight >= 1)) problems.push(`maxInFlight must be a whole number ≥ 1, got ${maxInFlight}`);
   const unknown = (options.meters ?? []).filter((id) => !pilot.meters.some((m) => m.id === id));
   if (unknown.length > 0) problems.push(`meters not in the pilot file: ${unknown.join(', ')}`);
+  const real = (options.meters ?? []).filter((id) => pilot.meters.some((m) => m.id === id && !isSimulated(m)));
+  if (real.length > 0) problems.push(`meters without simulate: true in the pilot file (SPEC section 3): ${real.join(', ')}`);
   if (problems.length > 0) throw new RangeError(`invalid simulator options: ${problems.join('; ')}`);
 
   const modelOptions = resolveModelOptions({
@@ -147,7 +155,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     faults: options.faults,
     leak: options.leak ?? null,
   });
-  const selected = options.meters ? pilot.meters.filter((m) => options.meters?.includes(m.id)) : pilot.meters;
+  const selected = pilot.meters.filter((m) => isSimulated(m) && (options.meters?.includes(m.id) ?? true));
   const runners: MeterRunner[] = selected.map((meter) => ({
     model: createMeterModel(meter, pilot, modelOptions),
     meterId: meter.id,
@@ -231,6 +239,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       clean: false,
       username,
       password,
+      ...options.tls,
       reconnectPeriod: 1000,
       will: { topic: runner.statusTopic, payload: Buffer.from('{"online":false}'), qos: 1, retain: true },
     });
@@ -319,6 +328,10 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     async start() {
       if (started) throw new Error('the simulator was already started');
       started = true;
+      if (runners.length === 0) {
+        log.warn('no meter in the pilot file says simulate: true; nothing to simulate (SPEC section 3)');
+        return;
+      }
       log.info({ meters: runners.length, url: mqttUrl, speed, backfillMs }, 'connecting simulated meters');
       await Promise.all(runners.map(connectMeter));
       const nowMs = clock.now();
@@ -347,6 +360,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     },
 
     stats: () => ({ ...stats }),
+
+    meterIds: () => runners.map((runner) => runner.meterId),
   };
 
   async function shutDown(): Promise<void> {

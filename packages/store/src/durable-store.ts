@@ -481,7 +481,11 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       return countRecords() >= settings.maxRecords;
     },
     refusal(meterId) {
-      if (countRecords() >= settings.maxRecords) return 'store_full';
+      const total = countRecords();
+      if (total >= settings.maxRecords) return 'store_full';
+      // No meter can hold its share while the whole store holds less: one lookup, not two, on
+      // the broker's hot path whenever InfluxDB keeps up.
+      if (total < meterMaxRecords) return null;
       if (countMeterRecords(meterId) >= meterMaxRecords) return 'meter_share';
       return null;
     },

@@ -55,7 +55,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxConnectBytes: 8 * 1024,
   connectTimeoutMs: 10_000,
   maxConnections: 10_000,
-  connectionsPerSecPerAddress: 20,
+  connectionsPerSecPerAddress: 50,
   publishesPerSec: 50,
   publishBytesPerSec: 256 * 1024,
   loginMaxFailures: 5,

@@ -4,6 +4,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectAsync } from 'mqtt';
+import { fixedHeader, nestedArrays } from '../test/helpers/mqtt-bytes.ts';
 import { freePort, waitForPort } from '../test/helpers/processes.ts';
 
 /**
@@ -36,19 +37,6 @@ const status = () => readFileSync(`/proc/${broker.pid}/status`, 'utf8');
 const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status())?.[1] ?? 0);
 const before = kib('VmRSS');
 
-/** An MQTT fixed header announcing `remaining` bytes [MQTT-2.2.3]. */
-function header(type: number, remaining: number): Buffer {
-  const bytes = [type];
-  let value = remaining;
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    bytes.push(byte);
-  } while (value > 0);
-  return Buffer.from(bytes);
-}
-
 function raw(): Promise<Socket> {
   return new Promise((resolve) => {
     const socket = connectTcp(port, '127.0.0.1', () => resolve(socket));
@@ -59,13 +47,13 @@ function raw(): Promise<Socket> {
 const body = Buffer.alloc(512 * 1024, 0x41);
 const big = await Promise.all(Array.from({ length: 20 }, raw));
 for (const socket of big) {
-  socket.write(header(0x10, 268_435_455));
+  socket.write(fixedHeader(0x10, 268_435_455));
   socket.write(body);
 }
 const silent = await Promise.all(Array.from({ length: 200 }, raw));
 const m2 = await connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'M2', username: 'M2', password: 'pw2', protocolVersion: 4, reconnectPeriod: 0 });
-for (const depth of [5_000, 100_000]) await m2.publishAsync('meters/M2/readings', `{"v":1,"meterId":"M2","x":${'['.repeat(depth)}${']'.repeat(depth)}}`, { qos: 1 }).catch(() => {});
-m2.stream.write(header(0x32, 100 * 2 ** 20));
+for (const depth of [5_000, 100_000]) await m2.publishAsync('meters/M2/readings', `{"v":1,"meterId":"M2","x":${nestedArrays(depth)}}`, { qos: 1 }).catch(() => {});
+m2.stream.write(fixedHeader(0x32, 100 * 2 ** 20));
 m2.stream.write(body);
 await new Promise((r) => setTimeout(r, 2000));
 const m1 = await connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'M1', username: 'M1', password: 'pw1', protocolVersion: 4, reconnectPeriod: 0 });

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { openSessionPersistence, type BrokerLimits } from '@flowpilot/broker';
 import { createTestInflux } from './helpers/influx.ts';
+import { fixedHeader, nestedArrays } from './helpers/mqtt-bytes.ts';
 import { connectMeter, eventually, makePilot, startTestPipeline, wireReading, type TestPipeline } from './helpers/pipeline.ts';
 
 /**
@@ -47,14 +48,20 @@ async function expectHonestReadingStored(pipeline: TestPipeline, influx: Influx,
   );
 }
 
-/** A raw TCP socket that writes `bytes`; resolves how long the broker took to close it (or null). */
+/** A raw TCP connection to the broker; a reset by the broker is expected, not an error. */
 function rawSocket(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connectTcp(port, '127.0.0.1', () => resolve(socket));
+    const socket = connectTcp(port, '127.0.0.1', () => {
+      socket.off('error', reject);
+      socket.on('error', () => {});
+      resolve(socket);
+    });
     socket.once('error', reject);
     cleanups.push(async () => socket.destroy());
   });
 }
+
+/** Whether the broker closed `socket` within `ms`. */
 
 function closedWithin(socket: Socket, ms: number): Promise<boolean> {
   if (socket.destroyed || socket.readyState === 'closed') return Promise.resolve(true);
@@ -65,23 +72,6 @@ function closedWithin(socket: Socket, ms: number): Promise<boolean> {
       resolve(true);
     });
   });
-}
-
-/** The fixed header of a packet announcing `remaining` bytes [MQTT-2.2.3]. */
-function fixedHeader(typeByte: number, remaining: number): Buffer {
-  const bytes = [typeByte];
-  let value = remaining;
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    bytes.push(byte);
-  } while (value > 0);
-  return Buffer.from(bytes);
-}
-
-function nested(depth: number): string {
-  return `${'['.repeat(depth)}${']'.repeat(depth)}`;
 }
 
 describe('oversized and slow packets (raw TCP)', () => {
@@ -148,9 +138,9 @@ describe('poison payloads from a meter with valid credentials', () => {
     const { pipeline, influx } = await hostileWorld(['M1', 'M2']);
     const client = await meter(pipeline, 'M2');
     for (const depth of [5_000, 100_000]) {
-      await client.publishAsync('meters/M2/readings', `{"v":1,"meterId":"M2","x":${nested(depth)}}`, { qos: 1 });
+      await client.publishAsync('meters/M2/readings', `{"v":1,"meterId":"M2","x":${nestedArrays(depth)}}`, { qos: 1 });
     }
-    await client.publishAsync('meters/M2/status', `{"online":true,"x":${nested(50_000)}}`, { qos: 1 });
+    await client.publishAsync('meters/M2/status', `{"online":true,"x":${nestedArrays(50_000)}}`, { qos: 1 });
     const letters = pipeline.store.listDeadLetters();
     expect(letters).toHaveLength(3);
     for (const letter of letters) expect(letter.reason.length).toBeGreaterThan(0);
@@ -236,7 +226,7 @@ describe('a restart after poison and leftover wills', () => {
     const first = await start();
     const persistence = (first.broker.aedes as unknown as { persistence: SessionStore }).persistence;
     const m2 = await meter(first, 'M2', { will: { topic: 'meters/M2/status', payload: Buffer.from('{"online":false}'), qos: 1, retain: true } });
-    await m2.publishAsync('meters/M2/readings', `{"v":1,"meterId":"M2","x":${nested(5_000)}}`, { qos: 1 });
+    await m2.publishAsync('meters/M2/readings', `{"v":1,"meterId":"M2","x":${nestedArrays(5_000)}}`, { qos: 1 });
     await eventually(
       async () => {
         const left: string[] = [];

@@ -4,3 +4,4 @@ export * from './reading.ts';
 export * from './plausibility.ts';
 export * from './status.ts';
 export * from './pilot.ts';
+export * from './time-grammar.ts';

@@ -1,0 +1,2 @@
+export * from './map-limit.ts';
+export * from './with-timeout.ts';

@@ -4,13 +4,14 @@ FROM node:20-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/async/package.json packages/async/
 COPY packages/schema/package.json packages/schema/
 COPY packages/influx/package.json packages/influx/
 COPY packages/store/package.json packages/store/
 COPY packages/metrics/package.json packages/metrics/
 COPY packages/i18n/package.json packages/i18n/
 COPY packages/report/package.json packages/report/
-COPY packages/cli/package.json packages/cli/
+COPY apps/flowpilot/package.json apps/flowpilot/
 COPY services/broker/package.json services/broker/
 COPY services/ingest/package.json services/ingest/
 COPY services/api/package.json services/api/
@@ -19,4 +20,4 @@ RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 ENV FLOWPILOT_DATA_DIR=/data FLOWPILOT_LISTEN_HOST=0.0.0.0
 VOLUME /data
-ENTRYPOINT ["node", "packages/cli/bin/flowpilot.js"]
+ENTRYPOINT ["node", "apps/flowpilot/bin/flowpilot.js"]

@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mapLimit } from '@flowpilot/async';
 import { readingLine } from '@flowpilot/influx';
 import { startApiProcess, startBrokerProcess } from './flowpilot-process.ts';
-import { log, makeTempDir, mapLimit, sleep } from './harness.ts';
+import { log, makeTempDir, sleep } from './harness.ts';
 import { benchInflux, dropDatabase } from './influx-checks.ts';
 import type { BenchWorld } from './pipeline-scenarios.ts';
 import { summarize } from './stats.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectAsync } from 'mqtt';
 import { fixedHeader, nestedArrays } from '../test/helpers/mqtt-bytes.ts';
-import { freePort, waitForPort } from '../test/helpers/processes.ts';
+import { freePort, waitForPort } from '../test/helpers/ports.ts';
 
 /**
  * The broker's memory under the hostile clients of SPEC section 8, as a real `flowpilot broker`
@@ -18,7 +18,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'flowpilot-attack-'));
 const port = await freePort();
 const pilot = join(dataDir, 'pilot.yaml');
 writeFileSync(pilot, 'pilot: { id: attack, name: Attack, timezone: UTC }\nmeters:\n  - { id: M1, site: S, role: monitor, intervalSec: 60 }\n  - { id: M2, site: S, role: monitor, intervalSec: 60 }\n');
-const cli = join(import.meta.dirname, '../packages/cli/bin/flowpilot.js');
+const cli = join(import.meta.dirname, '../apps/flowpilot/bin/flowpilot.js');
 const env = { ...process.env, FLOWPILOT_DATA_DIR: dataDir, FLOWPILOT_PILOT: pilot, FLOWPILOT_MQTT_PORT: String(port), FLOWPILOT_METRICS_PORT: String(await freePort()), FLOWPILOT_LOG_LEVEL: 'error' };
 function run(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { connectAsync } from 'mqtt';
 import { readingLine } from '@flowpilot/influx';
 import type { InfluxClient } from '@flowpilot/influx';
+import { withTimeout } from '@flowpilot/async';
 import { log, onTeardown, REPO_ROOT, sleep, trackChild } from './harness.ts';
 import { drive, readingJson, type LoadClient } from './load-clients.ts';
 import { percentile } from './stats.ts';
@@ -83,7 +84,7 @@ function spawnJsonChild(args: string[], name: string): JsonChild {
       const last = next(5_000).catch(() => null);
       child.kill('SIGTERM');
       const answer = await last;
-      await Promise.race([exited, sleep(5_000)]);
+      await withTimeout(exited, 5_000);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       return answer;
     })();

@@ -1,17 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, makeTempDir, onTeardown, REPO_ROOT, RESULTS_DIR, sleep, trackChild, waitForPort } from './harness.ts';
+import { TIMED_OUT, withTimeout } from '@flowpilot/async';
+import { freePort, waitForPort } from '../test/helpers/ports.ts';
+import { makeTempDir, onTeardown, REPO_ROOT, RESULTS_DIR, trackChild } from './harness.ts';
 import { readMemory, startRssSampler, type RssSampler } from './rss-sampler.ts';
 
 /**
- * FlowPilot as production runs it: `node packages/cli/bin/flowpilot.js broker` (broker and ingest
+ * FlowPilot as production runs it: `node apps/flowpilot/bin/flowpilot.js broker` (broker and ingest
  * in one process) and `… api`, each a child process configured only through FLOWPILOT_* variables
  * (SPEC section 7). BENCH_PROFILE=1 runs each child with --cpu-prof; the profile is written into
  * bench-results/profiles/ when the child exits after SIGTERM.
  */
 
-export const CLI = join(REPO_ROOT, 'packages/cli/bin/flowpilot.js');
+export const CLI = join(REPO_ROOT, 'apps/flowpilot/bin/flowpilot.js');
 export const PROFILES_DIR = join(RESULTS_DIR, 'profiles');
 
 export interface FlowPilotProcess {
@@ -83,8 +85,7 @@ function wrap(name: string, child: ChildProcess, dataDir: string): FlowPilotProc
       sampler.stop();
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        const graceful = await Promise.race([exited.then(() => true), sleep(15_000).then(() => false)]);
-        if (!graceful) {
+        if ((await withTimeout(exited, 15_000)) === TIMED_OUT) {
           child.kill('SIGKILL');
           await exited;
         }
@@ -110,7 +111,7 @@ export async function startBrokerProcess(name: string, env: FlowPilotEnv): Promi
   });
   const proc = wrap(name, child, dataDir);
   try {
-    await waitForPort(mqttPort, 60_000, () => child.exitCode === null, name);
+    await waitForPort(mqttPort, 60_000, { alive: () => child.exitCode === null, what: name });
   } catch (error) {
     throw new Error(`${(error as Error).message}\n${proc.outputTail()}`);
   }
@@ -133,7 +134,7 @@ export async function startApiProcess(name: string, env: FlowPilotEnv, broker: B
   });
   const proc = wrap(name, child, broker.dataDir);
   try {
-    await waitForPort(httpPort, 60_000, () => child.exitCode === null, name);
+    await waitForPort(httpPort, 60_000, { alive: () => child.exitCode === null, what: name });
   } catch (error) {
     throw new Error(`${(error as Error).message}\n${proc.outputTail()}`);
   }

@@ -1,15 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { TIMED_OUT, withTimeout } from '@flowpilot/async';
 
 /**
- * What every bench part shares: the repository root, a registry of everything to tear down
- * (children, temp dirs, influxd) that runs on success, on error and on Ctrl-C, free ports and
- * bounded waits. Every loop in the bench is bounded in count and in time.
+ * What every bench part shares: the repository root and a registry of everything to tear down
+ * (children, temp dirs, influxd) that runs on success, on error and on Ctrl-C. Every loop in the
+ * bench is bounded in count and in time: free ports and bounded waits come from the tests'
+ * helpers (test/helpers/ports.ts, test/helpers/wait.ts), pools and timeouts from @flowpilot/async.
  */
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,14 +57,12 @@ let tearingDown: Promise<void> | undefined;
 export function teardownAll(): Promise<void> {
   tearingDown ??= (async () => {
     for (const step of teardowns.splice(0).reverse()) {
-      const outcome = await Promise.race([
-        Promise.resolve()
-          .then(step.run)
-          .then(() => 'done', (error: unknown) => error),
-        sleep(15_000).then(() => 'timeout'),
-      ]);
-      if (outcome === 'timeout') console.error(`bench: teardown "${step.name}" did not finish within 15 s`);
-      else if (outcome !== 'done') console.error(`bench: teardown "${step.name}" failed: ${(outcome as Error).message}`);
+      const run = Promise.resolve()
+        .then(step.run)
+        .then(() => null, (error: unknown) => error as Error);
+      const outcome = await withTimeout(run, 15_000);
+      if (outcome === TIMED_OUT) console.error(`bench: teardown "${step.name}" did not finish within 15 s`);
+      else if (outcome !== null) console.error(`bench: teardown "${step.name}" failed: ${outcome.message}`);
     }
     killChildrenNow();
     for (const dir of [...tempDirs]) removeTempDir(dir);
@@ -94,69 +93,6 @@ export function installSignalHandlers(): void {
     killChildrenNow();
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => done(port));
-    });
-  });
-}
-
-function portAccepts(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = connect({ port, host: '127.0.0.1' });
-    socket.setTimeout(1_000);
-    socket.once('connect', () => {
-      socket.destroy();
-      done(true);
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      done(false);
-    });
-    socket.once('error', () => done(false));
-  });
-}
-
-/** Waits until 127.0.0.1:port accepts a TCP connection; fails early if `alive()` turns false. */
-export async function waitForPort(port: number, timeoutMs: number, alive: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!alive()) throw new Error(`${what} exited before listening on port ${port}`);
-    if (await portAccepts(port)) return;
-    await sleep(100);
-  }
-  throw new Error(`${what} did not listen on port ${port} within ${timeoutMs / 1000} s`);
-}
-
-/** Polls `probe` every `intervalMs` until `done(value)` or the deadline; returns the last value and whether it finished. */
-export async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean, intervalMs: number, timeoutMs: number): Promise<{ value: T; finished: boolean }> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return { value, finished: true };
-    if (Date.now() >= deadline) return { value, finished: false };
-    await sleep(intervalMs);
-  }
-}
-
-/** Runs `fn` over `items` with at most `limit` at once. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 export function envNumber(name: string, fallback: number): number {

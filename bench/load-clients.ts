@@ -1,5 +1,6 @@
 import { connectAsync, type MqttClient } from 'mqtt';
-import { mapLimit, sleep } from './harness.ts';
+import { mapLimit, withTimeout } from '@flowpilot/async';
+import { sleep } from './harness.ts';
 
 /**
  * The load generator: MQTT.js clients that behave like FlowPilot's meters (MQTT 3.1.1,
@@ -48,7 +49,7 @@ export async function connectLoadClients(mqttUrl: string, login: MqttLogin, mete
 
 export async function closeLoadClients(clients: readonly LoadClient[]): Promise<void> {
   await mapLimit(clients, 50, async (c) => {
-    await Promise.race([c.client.endAsync(true).catch(() => undefined), sleep(5_000)]);
+    await withTimeout(c.client.endAsync(true).catch(() => undefined), 5_000);
   });
 }
 
@@ -215,7 +216,7 @@ export async function drive(clients: readonly LoadClient[], options: DriveOption
 
   const drainTimeoutMs = options.drainTimeoutMs ?? 60_000;
   if (outstanding > 0) {
-    await Promise.race([new Promise<void>((done) => (onIdle = done)), sleep(drainTimeoutMs)]);
+    await withTimeout(new Promise<void>((done) => (onIdle = done)), drainTimeoutMs);
   }
   result.drainedAtMs = Date.now();
   return result;

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { quoteIdentifier, quoteString, timeLiteral, type InfluxClient } from '@flowpilot/influx';
+import { createReadingsRepository, type InfluxClient } from '@flowpilot/influx';
 import { startBrokerProcess, type BrokerProcess } from './flowpilot-process.ts';
 import { log, makeTempDir, sleep } from './harness.ts';
 import { benchInflux, checkPairs, dropDatabase, waitForReadings, type PairCheck } from './influx-checks.ts';
@@ -244,18 +244,16 @@ export async function benchLatency(session: LoadSession, options: { ratePerSec: 
   const resolved = new Map<string, number>(probes.map((c) => [c.meterId, c.nextSeq - 1]));
   const latencies: number[] = [];
   const lastTs = new Map<string, number>();
-  const meterFilter = probes.map((c) => `${quoteIdentifier('meter')} = ${quoteString(c.meterId)}`).join(' OR ');
+  const readings = createReadingsRepository(session.influx);
+  const probeIds = probes.map((c) => c.meterId);
   let driving = true;
   const poll = async (): Promise<void> => {
     const sentAt = Date.now();
-    const series = await session.influx.query(
-      `SELECT max(seq) FROM reading WHERE (${meterFilter}) AND time >= ${timeLiteral(sentAt - DAY_MS - 60_000)} GROUP BY meter`,
-    );
+    const maxSeqs = await readings.maxSeqs(probeIds, sentAt - DAY_MS - 60_000);
     const seenAt = Date.now();
-    for (const s of series) {
-      const c = probes.find((p) => p.meterId === s.tags?.meter);
-      const max = s.values[0]?.[1];
-      if (!c || typeof max !== 'number') continue;
+    for (const [meterId, max] of maxSeqs) {
+      const c = probes.find((p) => p.meterId === meterId);
+      if (!c) continue;
       for (let seq = (resolved.get(c.meterId) ?? -1) + 1; seq <= max; seq++) {
         const publishedAt = c.publishedAtMs.get(seq);
         if (publishedAt !== undefined) latencies.push(seenAt - publishedAt);

@@ -32,7 +32,7 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtime
 }
 
 if (command === 'start') {
-  process.exit(run(process.execPath, [join(root, 'packages/cli/bin/flowpilot.js'), 'start', ...args]));
+  process.exit(run(process.execPath, [join(root, 'apps/flowpilot/bin/flowpilot.js'), 'start', ...args]));
 } else if (command === 'test') {
   const steps = [
     ['lint', ['npx', ['eslint', '.']]],

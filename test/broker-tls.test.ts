@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, connectAsync, type IClientOptions } from 'mqtt';
-import { createClientCertificate, createServerCertificate, createSiteCa } from '../packages/cli/src/certificates.ts';
+import { createClientCertificate, createServerCertificate, createSiteCa } from '../apps/flowpilot/src/certificates.ts';
 import { createTestInflux } from './helpers/influx.ts';
 import { eventually, makePilot, startTestPipeline, wireReading, type TestPipeline } from './helpers/pipeline.ts';
 

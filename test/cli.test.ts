@@ -11,7 +11,7 @@ import { eventually, storedPairs } from './helpers/pipeline.ts';
 import { freePort, simulatorLogin, startService, waitForPort, writePilotFile } from './helpers/processes.ts';
 
 /** The `flowpilot` command as an operator runs it. */
-const CLI = fileURLToPath(new URL('../packages/cli/bin/flowpilot.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../apps/flowpilot/bin/flowpilot.js', import.meta.url));
 const run = promisify(execFile);
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {

@@ -30,6 +30,7 @@ async function world() {
     FLOWPILOT_PILOT: writePilotFile(dataDir, METERS),
     FLOWPILOT_MQTT_PORT: String(mqttPort),
     FLOWPILOT_METRICS_PORT: String(await freePort()),
+    FLOWPILOT_INGEST_METRICS_PORT: String(await freePort()),
     FLOWPILOT_INFLUX_URL: influx.config.url,
     FLOWPILOT_INFLUX_DB: influx.config.database,
   };

@@ -13,7 +13,7 @@ import { eventually, quietLog, startTestPipeline } from './helpers/pipeline.ts';
  * MQTT (store-and-forward backfill arrays) to a real Aedes broker, durable store, ingest and
  * influxd, with the simulator's known error model (+3.5 % lower zone, +0.8 % upper zone) and
  * 3 % of readings lost. /api/v1/metrics must give those numbers back: zone errors within
- * ±0.1 percentage points, completeness 97 % ± 0.5 points, and the verdicts they imply.
+ * ±0.1 percentage points, completeness 97 % ± 0.8 points, and the verdicts they imply.
  */
 
 const MIN_MS = 60_000;
@@ -61,9 +61,13 @@ describe('metrics end to end: simulator → MQTT → broker → store → ingest
           meters: Array<{ meterId: string; role: string; completeness: number; delivery: number; rejected: object; accuracy: { lower: Zone; upper: Zone } | null }>;
         };
         expect(body.meters).toHaveLength(7);
+        // Dropouts are drawn per reading, so a meter's completeness is binomial: over n ≈ 10,078
+        // expected readings σ = √(0.03 · 0.97 / n) ≈ 0.0017. The window follows today's date, so
+        // the draw differs from day to day: ±0.008 (4.7 σ) holds on every day, ±0.005 did not.
+        const tolerance = 0.008;
         for (const meter of body.meters) {
-          expect(meter.completeness, meter.meterId).toBeGreaterThanOrEqual(0.97 - 0.005);
-          expect(meter.completeness, meter.meterId).toBeLessThanOrEqual(0.97 + 0.005);
+          expect(meter.completeness, meter.meterId).toBeGreaterThanOrEqual(1 - DROPOUT - tolerance);
+          expect(meter.completeness, meter.meterId).toBeLessThanOrEqual(1 - DROPOUT + tolerance);
           expect(meter.rejected, meter.meterId).toEqual({});
           if (meter.role !== 'test') continue;
           const { lower, upper } = meter.accuracy as { lower: Zone; upper: Zone };

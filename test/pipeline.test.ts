@@ -108,7 +108,11 @@ describe('delivery over real parts', () => {
     const password = await pipeline.credentials.add('M1', 'meter');
     const client = await connectMeter(pipeline.mqttUrl, 'M1', password, { will: { topic: 'meters/M1/status', payload: Buffer.from('{"online":false}'), qos: 1, retain: true } });
     await client.publishAsync('meters/M1/status', JSON.stringify({ online: true, firmware: '1.2.3' }), { qos: 1, retain: true });
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Neither status carries a ts, so each is timed on receipt; a will received in the same
+    // millisecond would be the same point and overwrite the first (SPEC section 2). The first was
+    // received before its PUBACK: once the clock is past that, the will is timed later.
+    const ackedAtMs = Date.now();
+    while (Date.now() <= ackedAtMs) await new Promise((resolve) => setImmediate(resolve));
     // Dropping the socket without DISCONNECT fires the will [MQTT-3.1.2-8].
     client.stream.destroy();
     const rows = await eventually(
@@ -139,11 +143,18 @@ describe('device authentication and topic ACL', () => {
     const { pipeline, influx } = await pipelineFor(['M1', 'M2']);
     const m1 = await meter(pipeline, 'M1');
     const closed = new Promise<void>((resolve) => m1.once('close', () => resolve()));
-    const publish = m1.publishAsync('meters/M2/readings', JSON.stringify(wireReading('M2', 1, Date.now())), { qos: 1 });
+    let outcome = 'no puback';
+    m1.publishAsync('meters/M2/readings', JSON.stringify(wireReading('M2', 1, Date.now())), { qos: 1 }).then(
+      () => (outcome = 'acked'),
+      () => (outcome = 'failed without puback'),
+    );
+    // The broker answers a publish outside the client's topics by closing the connection: once it
+    // is closed the publish was handled, refused before the store (a PUBACK follows the commit).
     await closed;
     expect(m1.connected).toBe(false);
-    await expect(Promise.race([publish.then(() => 'acked'), new Promise((r) => setTimeout(r, 500, 'no puback'))])).resolves.toBe('no puback');
+    expect(outcome).not.toBe('acked');
     expect(pipeline.store.depth().records).toBe(0);
+    expect(pipeline.store.listDeadLetters()).toEqual([]);
     expect((await storedPairs(influx)).points).toBe(0);
   });
 
@@ -159,8 +170,16 @@ describe('device authentication and topic ACL', () => {
       (error: { packet?: { granted?: number[] } }) => error.packet?.granted,
     );
     expect(suback).toEqual([128]);
+    // A service allowed to subscribe is the witness that M2's reading was forwarded.
+    const password = await pipeline.credentials.add('svc', 'service');
+    const witness = await connectMeter(pipeline.mqttUrl, 'svc', password, { clientId: 'svc:witness', clean: true });
+    cleanups.push(() => witness.endAsync(true));
+    const forwarded = new Promise<void>((resolve) => witness.on('message', (topic) => topic === 'meters/M2/readings' && resolve()));
+    await witness.subscribeAsync('meters/+/readings', { qos: 1 });
     await m2.publishAsync('meters/M2/readings', JSON.stringify(wireReading('M2', 1, Date.now())), { qos: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await forwarded;
+    // Then a round trip on the spy's own connection: a copy sent to it would have come before this PUBACK.
+    await spy.publishAsync('meters/M1/status', '{"online":true}', { qos: 1 });
     expect(received).toEqual([]);
     expect(spy.connected).toBe(true);
   });

@@ -6,7 +6,7 @@ import { writeReport } from '@flowpilot/report';
 import type { ReportProgress } from '@flowpilot/report';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ensureDebianTool } from './helpers/browser.ts';
-import { dashboardPilot, dashboardReadings, localMetrics } from './helpers/pilot-data.ts';
+import { dashboardPilot, dashboardReadings, localMetricsSource } from './helpers/pilot-data.ts';
 
 // The core of `flowpilot report`: metrics for the period and each day, progress, the file.
 // Metrics are computed in memory by @flowpilot/metrics over the fixture's readings.
@@ -29,7 +29,7 @@ describe('writeReport', () => {
     const out = join(dir, 'nested', 'report.pdf');
     const result = await writeReport({
       pilot: { ...pilot.pilot, meters: pilot.meters },
-      fetchMetrics: async (window) => ({ meters: localMetrics(pilot, readings, window) }),
+      metrics: localMetricsSource(pilot, readings),
       fromMs,
       toMs,
       lang: 'ru',
@@ -53,7 +53,7 @@ describe('writeReport', () => {
   it('refuses an unknown language with the list of those there are', async () => {
     const pilot = dashboardPilot();
     await expect(
-      writeReport({ pilot: { ...pilot.pilot, meters: pilot.meters }, fetchMetrics: async () => ({ meters: [] }), fromMs: 0, toMs: 86_400_000, lang: 'xx', format: 'pdf', out: '/nonexistent/x.pdf', softwareVersion: '0', dataSource: '-' }),
+      writeReport({ pilot: { ...pilot.pilot, meters: pilot.meters }, metrics: localMetricsSource(pilot, []), fromMs: 0, toMs: 86_400_000, lang: 'xx', format: 'pdf', out: '/nonexistent/x.pdf', softwareVersion: '0', dataSource: '-' }),
     ).rejects.toThrow(/there are: en, ru/);
   });
 });

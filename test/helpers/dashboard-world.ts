@@ -10,6 +10,7 @@ import type { InfluxClient } from '@flowpilot/influx';
 import type { PilotConfig, Reading } from '@flowpilot/schema';
 import type { FastifyInstance } from 'fastify';
 import { dashboardPilot, dashboardReadings } from './pilot-data.ts';
+import { pollUntil } from './wait.ts';
 
 /** The real API over a real influxd database and a real broker, with the dashboard pilot's history written through line protocol. */
 export interface DashboardWorld {
@@ -39,8 +40,8 @@ export async function startDashboardWorld(history: { fromMs: number; toMs: numbe
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const mqttUrl = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const feed: LiveFeed = createMqttLiveFeed({ mqttUrl, pilot, reconnectPeriodMs: 200 });
-  const deadline = Date.now() + 5000;
-  while (!feed.connected() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  // A bounded wait, not an assertion, as before: the feed keeps reconnecting every 200 ms.
+  await pollUntil(() => feed.connected(), Boolean, { timeoutMs: 5000 });
 
   const app = await createApi({ pilot, influx, liveFeed: feed });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });

@@ -1,4 +1,5 @@
-import { computeMeterMetrics } from '@flowpilot/metrics';
+import { computeMeterMetrics, localDays } from '@flowpilot/metrics';
+import type { MetricsSource } from '@flowpilot/report';
 import type { MeterMetrics, TimeWindow } from '@flowpilot/metrics';
 import { parsePilotConfig } from '@flowpilot/schema';
 import type { MeterConfig, PilotConfig, Reading } from '@flowpilot/schema';
@@ -70,4 +71,14 @@ export function localMetrics(pilot: PilotConfig, readings: readonly Reading[], w
     const reference = meter.reference ? pilot.meters.find((m) => m.id === meter.reference) : undefined;
     return computeMeterMetrics(series(meter), meter, window, pilot.pilot, {}, reference ? { reference: series(reference) } : {});
   });
+}
+
+/** The report's MetricsSource over the fixture's readings, computed in memory by @flowpilot/metrics. */
+export function localMetricsSource(pilot: PilotConfig, readings: readonly Reading[]): MetricsSource {
+  const metersOf = (window: TimeWindow) => localMetrics(pilot, readings, window);
+  return {
+    metrics: async (window) => ({ window, meters: metersOf(window) }),
+    dailyMetrics: async (window) => ({ window, days: localDays(window, pilot.pilot.timezone).map((day) => ({ ...day, meters: metersOf(day.window) })) }),
+    errorCurve: async (meterId, window) => metersOf(window).find((meter) => meter.meterId === meterId)?.errorCurve ?? [],
+  };
 }

@@ -9,6 +9,9 @@ import { createIngest, type Ingest } from '@flowpilot/ingest';
 import { createMeterRegistry, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
 import { openDurableStore, type DurableStore } from '@flowpilot/store';
 
+// Bounded polling lives in wait.ts; re-exported for the tests that import it from here.
+export { eventually } from './wait.ts';
+
 /**
  * A whole FlowPilot pipeline for one test (STYLE habit 9): a real Aedes broker on a free
  * loopback port, the durable store and credentials in a temp folder, the ingest writing to
@@ -92,17 +95,6 @@ export function connectMeter(mqttUrl: string, username: string, password: string
     connectTimeout: 10_000,
     ...extra,
   });
-}
-
-/** Polls until `check` holds, or fails with `describe()` after `timeoutMs`. */
-export async function eventually<T>(probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs: number, describe: (value: T) => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (check(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 /** The (meter, seq) pairs InfluxDB holds, as "meter#seq" strings, and the number of points. */

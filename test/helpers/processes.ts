@@ -1,39 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// Free ports and waiting for a listener live in ports.ts; re-exported for the tests that import them from here.
+export { freePort, waitForPort } from './ports.ts';
 
 /**
  * FlowPilot services as real processes (`flowpilot broker`, `flowpilot ingest`), for the
  * fault tests that SIGKILL them. Each runs with the test's own data dir, ports and database.
  */
-const CLI = fileURLToPath(new URL('../../packages/cli/bin/flowpilot.js', import.meta.url));
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`port ${port} did not open within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const CLI = fileURLToPath(new URL('../../apps/flowpilot/bin/flowpilot.js', import.meta.url));
 
 export interface ServiceProcess {
   readonly child: ChildProcess;

@@ -1,6 +1,7 @@
 import type { MeterStatus, Reading } from '@flowpilot/schema';
-import { alarmMask } from '@flowpilot/schema';
+import { alarmMask, READING_FIELDS, RECEIPT_FIELDS } from '@flowpilot/schema';
 import { InfluxError } from './errors.ts';
+import { METER_TAG, ONLINE_FIELD, READING_MEASUREMENT, SITE_TAG, STATUS_MEASUREMENT } from './storage.ts';
 
 /*
  * Line protocol for the two measurements of SPEC section 2. In line protocol a bare number is a
@@ -58,26 +59,37 @@ function timestampMs(value: number): string {
   return String(value);
 }
 
+const RECEIVED_AT = RECEIPT_FIELDS.receivedAt.stored;
+const LATENCY = RECEIPT_FIELDS.latency.stored;
+
 /**
- * One reading as a point of measurement `reading` (SPEC section 2), for a write with precision=ms.
+ * One reading as a point of measurement `reading` (SPEC section 2), for a write with precision=ms:
+ * the fields of the schema's field table, in its order, each with the type it is stored as.
  * Hot path (once per reading at thousands per second): plain string concatenation, optional
  * fields omitted when absent. Tags in key order (meter < site), as InfluxDB sorts them anyway.
  */
 export function readingLine(reading: Reading, site: string, receivedAtMs: number): string {
-  let line = `reading,meter=${escapeTag(reading.meterId, 'meter id')},site=${escapeTag(site, 'site')} flow=${float('flow', reading.flowM3h)},total=${float('total', reading.totalM3)}`;
-  if (reading.totalReverseM3 !== undefined) line += `,total_rev=${float('total_rev', reading.totalReverseM3)}`;
-  if (reading.velocityMps !== undefined) line += `,velocity=${float('velocity', reading.velocityMps)}`;
-  if (reading.pressureBar !== undefined) line += `,pressure=${float('pressure', reading.pressureBar)}`;
-  if (reading.temperatureC !== undefined) line += `,temperature=${float('temperature', reading.temperatureC)}`;
-  if (reading.batteryPct !== undefined) line += `,battery=${float('battery', reading.batteryPct)}`;
-  if (reading.rssiDbm !== undefined) line += `,rssi=${float('rssi', reading.rssiDbm)}`;
-  // alarms is always written (0 = none), so "readings carrying alarm X" is a plain bit test (SPEC section 4).
+  let line = `${READING_MEASUREMENT},${METER_TAG}=${escapeTag(reading.meterId, 'meter id')},${SITE_TAG}=${escapeTag(site, 'site')} `;
+  let separator = '';
+  for (const field of READING_FIELDS) {
+    let text: string;
+    if (field.type === 'bitmask') {
+      // alarms is always written (0 = none), so "readings carrying alarm X" is a plain bit test (SPEC section 4).
+      text = integer(field.stored, alarmMask(reading.alarms));
+    } else {
+      const value = reading[field.reading];
+      if (value === undefined) continue;
+      text = field.type === 'float' ? float(field.stored, value) : integer(field.stored, value);
+    }
+    line += `${separator}${field.stored}=${text}`;
+    separator = ',';
+  }
   // latency_ms (received_at − ts) is derived, beside SPEC section 2's fields: InfluxQL cannot subtract
   // a point's time from a field, and with it the latency percentiles are computed inside InfluxDB.
-  return `${line},seq=${integer('seq', reading.seq)},alarms=${integer('alarms', alarmMask(reading.alarms))},received_at=${integer('received_at', receivedAtMs)},latency_ms=${integer('latency_ms', receivedAtMs - reading.tsMs)} ${timestampMs(reading.tsMs)}`;
+  return `${line},${RECEIVED_AT}=${integer(RECEIVED_AT, receivedAtMs)},${LATENCY}=${integer(LATENCY, receivedAtMs - reading.tsMs)} ${timestampMs(reading.tsMs)}`;
 }
 
 /** A meter's online state as a point of measurement `status` (SPEC section 2). */
 export function statusLine(status: MeterStatus): string {
-  return `status,meter=${escapeTag(status.meterId, 'meter id')} online=${status.online ? 'true' : 'false'} ${timestampMs(status.tsMs)}`;
+  return `${STATUS_MEASUREMENT},${METER_TAG}=${escapeTag(status.meterId, 'meter id')} ${ONLINE_FIELD}=${status.online ? 'true' : 'false'} ${timestampMs(status.tsMs)}`;
 }

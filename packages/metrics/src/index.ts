@@ -8,6 +8,8 @@ export { computeFlowStats, computeTotalizerConsistency, computeVolume } from './
 export type { FlowStats, TotalizerConsistency, VolumeResult } from './volume.ts';
 export { computeMinNightFlow, localNights, localToUtcMs, zoneOffsetMs } from './night-flow.ts';
 export type { LocalNight, MinNightFlowResult, NightFlow, NightPilot, NightWindow } from './night-flow.ts';
+export { addDays, localDate, localDays, localMidnightMs, parseWindowTime, WINDOW_TIME_HINT } from './local-days.ts';
+export type { LocalDay } from './local-days.ts';
 export { countAlarms } from './alarms.ts';
 export {
   DEFAULT_ACCURACY_OPTIONS,

@@ -1,56 +1,32 @@
-import { metersFromMetricsJson } from './metrics-json.ts';
-import { localDays } from './period.ts';
-import type { ErrorCurveBin, FetchErrorCurve, FetchMetrics, ReportData, ReportPilot, ReportProgress } from './types.ts';
+import { localDays } from '@flowpilot/metrics';
+import type { MetricsSource } from './metrics-source.ts';
+import type { ReportData, ReportMeterMetrics, ReportPilot, ReportProgress } from './types.ts';
 
 export interface CollectOptions {
   pilot: ReportPilot;
-  fetchMetrics: FetchMetrics;
-  /** For test meters whose metrics come without `errorCurve` (GET /api/v1/metrics leaves it to its own route). */
-  fetchErrorCurve?: FetchErrorCurve;
+  metrics: MetricsSource;
   fromMs: number;
   toMs: number;
   onProgress?: (progress: ReportProgress) => void;
-  /** Day windows fetched at once: enough to overlap InfluxDB round trips, few enough not to crowd a shared server. */
-  concurrency?: number;
 }
 
 /**
- * The whole period's metrics, then each local day's (for the daily completeness and volume
- * charts), each through the same `GET /api/v1/metrics` computation the dashboard shows, so a
+ * The whole period's metrics with each test meter's error curve, then every local day's in one
+ * call (for the daily completeness and volume charts), all from the same MetricsSource, so a
  * daily figure in the PDF is the figure the API gives for that day.
  */
 export async function collectReportData(options: CollectOptions): Promise<ReportData> {
-  const { pilot, fetchMetrics, fromMs, toMs, onProgress } = options;
+  const { pilot, metrics: source, fromMs, toMs, onProgress } = options;
   if (!(toMs > fromMs)) throw new Error(`The report's end (${new Date(toMs).toISOString()}) must be after its start (${new Date(fromMs).toISOString()})`);
-  const window = { fromMs, toMs };
-  const dayWindows = localDays(window, pilot.timezone);
-  const total = 1 + dayWindows.length;
-  let done = 0;
-  const tick = (): void => onProgress?.({ done, total, stage: 'metrics' });
-  tick();
-  const meters = metersFromMetricsJson(await fetchMetrics(window));
-  const { fetchErrorCurve } = options;
-  if (fetchErrorCurve) {
-    for (const m of meters) {
-      if (!m.accuracy || Array.isArray(m.errorCurve)) continue;
-      const body = (await fetchErrorCurve(m.meterId, window)) as { bins?: ErrorCurveBin[] } | ErrorCurveBin[];
-      m.errorCurve = Array.isArray(body) ? body : (body.bins ?? null);
-    }
-  }
-  done++;
-  tick();
-
-  const days: ReportData['days'] = new Array(dayWindows.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < dayWindows.length) {
-      const index = next++;
-      const day = dayWindows[index] as (typeof dayWindows)[number];
-      days[index] = { date: day.date, window: day.window, meters: metersFromMetricsJson(await fetchMetrics(day.window)) };
-      done++;
-      tick();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 3, dayWindows.length)) }, worker));
-  return { pilot, window, meters, days };
+  // Progress counts windows as before: the period, then each day (the days now arrive together).
+  const total = 1 + localDays({ fromMs, toMs }, pilot.timezone).length;
+  const tick = (done: number): void => onProgress?.({ done, total, stage: 'metrics' });
+  tick(0);
+  const period = await source.metrics({ fromMs, toMs });
+  const meters: ReportMeterMetrics[] = [];
+  for (const m of period.meters) meters.push({ ...m, errorCurve: m.accuracy ? await source.errorCurve(m.meterId, period.window) : null });
+  tick(1);
+  const daily = await source.dailyMetrics(period.window);
+  tick(total);
+  return { pilot, window: period.window, meters, days: daily.days };
 }

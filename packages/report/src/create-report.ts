@@ -3,14 +3,14 @@ import { dirname } from 'node:path';
 import { BASE_LANGUAGE, loadLanguages } from '@flowpilot/i18n';
 import type { Language } from '@flowpilot/i18n';
 import { collectReportData } from './collect.ts';
+import type { MetricsSource } from './metrics-source.ts';
 import { renderReportPdf } from './pdf.ts';
-import type { FetchErrorCurve, FetchMetrics, ReportPilot, ReportProgress } from './types.ts';
+import type { ReportPilot, ReportProgress } from './types.ts';
 
 export interface PilotReportOptions {
   pilot: ReportPilot;
-  fetchMetrics: FetchMetrics;
-  /** Needed when fetchMetrics answers without `errorCurve` (as GET /api/v1/metrics does). */
-  fetchErrorCurve?: FetchErrorCurve;
+  /** Where the numbers come from: the API in process, or over HTTP (createHttpMetricsSource). */
+  metrics: MetricsSource;
   fromMs: number;
   toMs: number;
   /** A strings file's code (`en`, `ru`, …); default English. */
@@ -42,7 +42,7 @@ export function resolveLanguage(code: string | undefined, languages: readonly La
 /** Fetches the metrics of the period and of each local day, and renders the PDF report. */
 export async function createPilotReportPdf(options: PilotReportOptions): Promise<Buffer> {
   const { language, base } = resolveLanguage(options.lang, options.languages);
-  const data = await collectReportData({ pilot: options.pilot, fetchMetrics: options.fetchMetrics, ...(options.fetchErrorCurve ? { fetchErrorCurve: options.fetchErrorCurve } : {}), fromMs: options.fromMs, toMs: options.toMs, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+  const data = await collectReportData({ pilot: options.pilot, metrics: options.metrics, fromMs: options.fromMs, toMs: options.toMs, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
   const total = 1 + data.days.length;
   options.onProgress?.({ done: total, total, stage: 'render' });
   return renderReportPdf(data, {
@@ -64,7 +64,7 @@ export interface WriteReportOptions extends PilotReportOptions {
 
 /**
  * The core of `flowpilot report --from T --to T --format pdf|csv --out FILE`: the CLI parses its
- * flags, passes a fetcher of `GET /api/v1/metrics` and draws `onProgress` as a progress bar.
+ * flags, passes `metrics: createHttpMetricsSource(api, { token })` and draws `onProgress` as a progress bar.
  * Resolves with the bytes written.
  */
 export async function writeReport(options: WriteReportOptions): Promise<{ out: string; bytes: number }> {

@@ -1,7 +1,7 @@
+import { localDays } from '@flowpilot/metrics';
 import { describe, expect, it } from 'vitest';
 import { progressBar } from './create-report.ts';
 import { metersFromMetricsJson } from './metrics-json.ts';
-import { localDays } from './period.ts';
 import { logTicks, niceTicks } from './svg-charts.ts';
 
 describe('report helpers', () => {

@@ -13,7 +13,7 @@ export const ERROR_CATALOGUE = {
   ERR_METER_UNKNOWN: { status: 400, message: 'The meter is not registered in the pilot. Add it to the pilot file, then replay its dead letters.' },
   ERR_OUT_OF_RANGE: {
     status: 400,
-    message: 'A value is outside what a water meter can plausibly report (SPEC section 1, PLAUSIBILITY_BOUNDS). Check the meter\'s units and scaling (flow m³/h, totals m³, pressure bar) and its sensor.',
+    message: 'A value is outside what a water meter can plausibly report (SPEC section 1). Check the meter\'s units and scaling (flow m³/h, totals m³, pressure bar) and its sensor.',
   },
   ERR_TS_FUTURE: { status: 400, message: 'The message\'s time is more than 5 minutes in the future. Check the meter\'s clock (NTP).' },
   ERR_TS_TOO_OLD: { status: 400, message: 'The message\'s time is older than the retention window. Check the meter\'s clock; epoch times must be milliseconds.' },
@@ -25,6 +25,10 @@ export const ERROR_CATALOGUE = {
   // Start-up configuration.
   ERR_PILOT_CONFIG: { status: 500, message: 'The pilot file is invalid. Fix each named field and start again.' },
   ERR_CONFIG: { status: 500, message: 'A setting is invalid. Fix the named variable and start again.' },
+
+  // The command line (SPEC section 7), by what the operator must do: fix the command, or the network.
+  ERR_USAGE: { status: 400, message: 'Run `flowpilot help` for the commands and their options.' },
+  ERR_UNREACHABLE: { status: 503, message: 'Check that it runs and that the named address is right, then try again.' },
 
   // InfluxDB, as the ingest and the API see it.
   ERR_INFLUX_UNAVAILABLE: { status: 503, message: 'InfluxDB is not reachable. Check that it runs and FLOWPILOT_INFLUX_URL points to it; FlowPilot retries meanwhile.' },

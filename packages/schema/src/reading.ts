@@ -1,8 +1,12 @@
 import { z } from 'zod';
 import { ERROR_CATALOGUE, type RejectionCode } from './errors.ts';
 import { findImplausible } from './plausibility.ts';
+import { NUMERIC_READING_FIELDS, type NumericReadingField } from './reading-fields.ts';
 import { isValidMeterId } from './topics.ts';
 import { clip, describeInstant, errorMessage, inspectJson, parseJson, payloadBytes, preview, type JsonShape } from './wire-guards.ts';
+
+// The field table is part of this module's public surface (index.ts re-exports reading.ts).
+export * from './reading-fields.ts';
 
 /** Alarm names in bit order: bit i of the stored `alarms` mask is ALARMS[i] (SPEC section 2). */
 export const ALARMS = ['reverse_flow', 'empty_pipe', 'leak', 'tamper', 'low_battery', 'sensor_fault', 'overload'] as const;
@@ -121,21 +125,14 @@ export function describeZodError(error: z.ZodError): string {
   return clip(text, 600);
 }
 
+/** The normalised reading of a valid wire reading: the field table (reading-fields.ts) maps the names. */
 function normalise(wire: WireReading, tsMs: number): Reading {
-  const reading: Reading = {
-    meterId: wire.meterId,
-    seq: wire.seq,
-    tsMs,
-    flowM3h: wire.flow,
-    totalM3: wire.total,
-    alarms: wire.alarms ?? [],
-  };
-  if (wire.totalReverse !== undefined) reading.totalReverseM3 = wire.totalReverse;
-  if (wire.velocity !== undefined) reading.velocityMps = wire.velocity;
-  if (wire.pressure !== undefined) reading.pressureBar = wire.pressure;
-  if (wire.temperature !== undefined) reading.temperatureC = wire.temperature;
-  if (wire.battery !== undefined) reading.batteryPct = wire.battery;
-  if (wire.rssi !== undefined) reading.rssiDbm = wire.rssi;
+  const reading = { meterId: wire.meterId, tsMs, alarms: wire.alarms ?? [] } as Reading;
+  const target = reading as unknown as Record<string, number>;
+  for (const field of NUMERIC_READING_FIELDS) {
+    const value = wire[field.wire];
+    if (value !== undefined) target[field.reading] = value;
+  }
   return reading;
 }
 
@@ -242,22 +239,33 @@ export function describeRejection(rejection: Rejection): string {
   return `${where}${rejection.reason}. ${ERROR_CATALOGUE[rejection.code].message}`;
 }
 
-/** A wire reading from a normalised one (the simulator and tests publish these). */
+/** A wire reading from a normalised one (the simulator and tests publish these), named by the field table. */
 export function toWireReading(reading: Reading): WireReading {
-  const wire: WireReading = {
-    v: 1,
-    meterId: reading.meterId,
-    seq: reading.seq,
-    ts: new Date(reading.tsMs).toISOString(),
-    flow: reading.flowM3h,
-    total: reading.totalM3,
-  };
-  if (reading.totalReverseM3 !== undefined) wire.totalReverse = reading.totalReverseM3;
-  if (reading.velocityMps !== undefined) wire.velocity = reading.velocityMps;
-  if (reading.pressureBar !== undefined) wire.pressure = reading.pressureBar;
-  if (reading.temperatureC !== undefined) wire.temperature = reading.temperatureC;
-  if (reading.batteryPct !== undefined) wire.battery = reading.batteryPct;
-  if (reading.rssiDbm !== undefined) wire.rssi = reading.rssiDbm;
+  // The envelope first, in the order of SPEC section 1.
+  const wire = { v: 1, meterId: reading.meterId, seq: reading.seq, ts: new Date(reading.tsMs).toISOString() } as WireReading;
+  const target = wire as unknown as Record<string, number>;
+  for (const field of NUMERIC_READING_FIELDS) {
+    const value = reading[field.reading];
+    if (value !== undefined && field.wire !== 'seq') target[field.wire] = value;
+  }
   if (reading.alarms.length > 0) wire.alarms = reading.alarms;
   return wire;
 }
+
+/**
+ * The field table names exactly the number properties of these types: a field added to one and
+ * not the other fails to compile here.
+ */
+type Assert<T extends true> = T;
+type NumericProperty<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number ? K : never }[keyof T];
+type _FieldTableMatchesTypes = Assert<
+  [NumericReadingField['wire']] extends [NumericProperty<WireReading>]
+    ? [Exclude<NumericProperty<WireReading>, 'v'>] extends [NumericReadingField['wire']]
+      ? [NumericReadingField['reading']] extends [NumericProperty<Reading>]
+        ? [Exclude<NumericProperty<Reading>, 'tsMs'>] extends [NumericReadingField['reading']]
+          ? true
+          : false
+        : false
+      : false
+    : false
+>;

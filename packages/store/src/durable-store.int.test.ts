@@ -18,7 +18,9 @@ afterEach(() => {
 const modeOf = (path: string): number => statSync(path).mode & 0o777;
 const HOUR_MS = 3_600_000;
 const T0 = 1_764_064_800_000; // 2025-11-25T10:00:00.000Z, the start of a UTC hour
-const rec = (meterId: string, line: string, receivedAtMs = T0): SpoolRecord => ({ receivedAtMs, line, meterId });
+const DAY_MS = 86_400_000;
+/** A spooled reading (or status) whose line is opaque to the store: only meter, kind and time count. */
+const rec = (meterId: string, line: string, receivedAtMs = T0, tsMs = receivedAtMs - 60_000, kind: SpoolRecord['kind'] = 'reading'): SpoolRecord => ({ receivedAtMs, line, meterId, kind, tsMs });
 
 const letter = (code: string): DeadLetterInput => ({ receivedAtMs: 5, topic: 'meters/M1/readings', meterId: 'M1', clientId: 'M1', code, reason: 'why', payload: '{}' });
 
@@ -26,7 +28,7 @@ describe('durable store (SQLite, real file)', () => {
   it('keeps appended records across a reopen, in order, until acknowledged', async () => {
     const path = tempPath();
     const store = openDurableStore({ path });
-    await Promise.all([store.append([{ receivedAtMs: 1, line: 'a', meterId: 'M1' }]), store.append([{ receivedAtMs: 2, line: 'b', meterId: 'M1' }, { receivedAtMs: 3, line: 'c', meterId: 'M1' }])]);
+    await Promise.all([store.append([rec('M1', 'a', 1)]), store.append([rec('M1', 'b', 2), rec('M1', 'c', 3)])]);
     store.close();
 
     const reopened = openDurableStore({ path });
@@ -44,7 +46,7 @@ describe('durable store (SQLite, real file)', () => {
     reopened.acknowledge(reopened.readHead(10)!.lastId);
     expect(reopened.readHead(10)).toBeNull();
     // Ids never repeat after the spool was emptied (AUTOINCREMENT): rows 1 ('a') and 2 ('b', 'c') are gone.
-    await reopened.append([{ receivedAtMs: 4, line: 'd', meterId: 'M1' }]);
+    await reopened.append([rec('M1', 'd', 4)]);
     expect(reopened.readHead(1)!.lastId).toBe(3);
     expect(reopened.depth().records).toBe(1);
     reopened.close();
@@ -54,7 +56,7 @@ describe('durable store (SQLite, real file)', () => {
     const store = openDurableStore({ path: tempPath() });
     let wakeups = 0;
     store.onAppended(() => (wakeups += 1));
-    await Promise.all(Array.from({ length: 100 }, (_, i) => store.append([{ receivedAtMs: i, line: `l${i}`, meterId: `M${i % 7}` }])));
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.append([rec(`M${i % 7}`, `l${i}`, i)])));
     expect(wakeups).toBe(1);
     expect(store.depth().records).toBe(100);
     store.close();
@@ -62,7 +64,7 @@ describe('durable store (SQLite, real file)', () => {
 
   it('reports full at maxRecords and not after the ingest acknowledged', async () => {
     const store = openDurableStore({ path: tempPath(), maxRecords: 3 });
-    await store.append([1, 2, 3].map((n) => ({ receivedAtMs: n, line: `l${n}`, meterId: 'M1' })));
+    await store.append([1, 2, 3].map((n) => rec('M1', `l${n}`, n)));
     expect(store.isFull()).toBe(true);
     store.acknowledge(store.readHead(1)!.lastId);
     expect(store.isFull()).toBe(false);
@@ -86,7 +88,97 @@ describe('durable store (SQLite, real file)', () => {
   it('refuses appends after close', async () => {
     const store = openDurableStore({ path: tempPath() });
     store.close();
-    await expect(store.append([{ receivedAtMs: 1, line: 'x', meterId: 'M1' }])).rejects.toThrow(/closed/);
+    await expect(store.append([rec('M1', 'x', 1)])).rejects.toThrow(/closed/);
+  });
+});
+
+describe('the log of written meter-days (the API\'s cache drops exactly those)', () => {
+  const D = 20_000; // an epoch day: D * DAY_MS is 2024-10-04T00:00:00Z
+
+  it('logs, at acknowledge, the distinct UTC days of each meter\'s readings removed, from the time each was appended with', async () => {
+    const store = openDurableStore({ path: tempPath() });
+    // A live reading; a backfill array crossing midnight, in one row; a status (not a reading);
+    // an append of two meters (split in two rows). The lines are opaque to the store.
+    await store.append([rec('M1', 'live', T0, D * DAY_MS + 10)]);
+    await store.append([rec('M1', 'b1', T0, (D + 1) * DAY_MS - 1), rec('M1', 'b2', T0, (D + 1) * DAY_MS), rec('M1', 'b3', T0, D * DAY_MS + 5), rec('M1', 'b4', T0, (D + 1) * DAY_MS + 7)]);
+    await store.append([rec('M1', 'status', T0, (D + 9) * DAY_MS, 'status')]);
+    await store.append([rec('M2', 'm2', T0, (D - 1) * DAY_MS), rec('M3', 'm3', T0, D * DAY_MS), rec('M2', 'm2b', T0, (D - 1) * DAY_MS + 1)]);
+    expect(store.writtenDaysSince(0)).toEqual({ version: 0, days: [] });
+    // Nothing removed, nothing logged: the version does not move.
+    store.acknowledge(0);
+    expect(store.writtenDaysSince(0)).toEqual({ version: 0, days: [] });
+
+    const firstTwo = store.readHead(2)!;
+    expect(firstTwo.lines).toEqual(['live', 'b1', 'b2', 'b3', 'b4']);
+    store.acknowledge(firstTwo.lastId);
+    const afterFirst = store.writtenDaysSince(0);
+    expect(afterFirst.version).toBe(1);
+    expect(afterFirst.days).toEqual(expect.arrayContaining([{ meterId: 'M1', dayMs: D * DAY_MS }, { meterId: 'M1', dayMs: (D + 1) * DAY_MS }]));
+    expect(afterFirst.days).toHaveLength(2);
+
+    store.acknowledge(store.readHead(10)!.lastId);
+    const second = store.writtenDaysSince(afterFirst.version);
+    expect(second.version).toBe(2);
+    expect(second.days).toEqual(expect.arrayContaining([{ meterId: 'M2', dayMs: (D - 1) * DAY_MS }, { meterId: 'M3', dayMs: D * DAY_MS }]));
+    expect(second.days).toHaveLength(2);
+    expect(store.writtenDaysSince(2)).toEqual({ version: 2, days: [] });
+
+    // A day written again moves to the new version: a cache at version 2 drops it once more.
+    await store.append([rec('M1', 'again', T0, D * DAY_MS + 99)]);
+    store.acknowledge(store.readHead(10)!.lastId);
+    expect(store.writtenDaysSince(2)).toEqual({ version: 3, days: [{ meterId: 'M1', dayMs: D * DAY_MS }] });
+    store.close();
+  });
+
+  it('gives each line of a batch its meter, index for index', async () => {
+    const store = openDurableStore({ path: tempPath() });
+    await store.append([rec('M1', 'a'), rec('M2', 'b'), rec('M1', 'c')]);
+    await store.append([rec('M3', 'd')]);
+    const batch = store.readHead(10)!;
+    expect(batch.lines).toEqual(['a', 'c', 'b', 'd']);
+    expect(batch.meterIds).toEqual(['M1', 'M1', 'M2', 'M3']);
+    store.close();
+  });
+
+  it('reads the days of a row written without them (a store or a process of an earlier version) from its lines, as that version did', async () => {
+    const path = tempPath();
+    // The previous version's spool: meter and n, no reading_days.
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.exec(`
+      CREATE TABLE spool (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at INTEGER NOT NULL, line TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 1, meter TEXT NOT NULL DEFAULT '');
+      CREATE TABLE spool_depth (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), records INTEGER NOT NULL);
+      INSERT INTO spool_depth (singleton, records) VALUES (1, 0);
+    `);
+    const oldAppend = (db: Database.Database, meter: string, lines: string[]): void => {
+      db.prepare('INSERT INTO spool (received_at, line, n, meter) VALUES (?, ?, ?, ?)').run(T0, lines.join('\n'), lines.length, meter);
+      db.prepare('UPDATE spool_depth SET records = records + ? WHERE singleton = 1').run(lines.length);
+    };
+    const fields = 'flow=1,total=2,seq=1i,alarms=0i,received_at=5i,latency_ms=1i';
+    oldAppend(old, 'M1', [`reading,meter=M1,site=S ${fields} ${3 * DAY_MS + 10}`, `reading,meter=M1,site=S ${fields} ${4 * DAY_MS - 1}`, `reading,meter=M1,site=S ${fields} ${4 * DAY_MS}`]);
+    oldAppend(old, 'M1', [`status,meter=M1 online=true ${9 * DAY_MS}`]);
+    old.close();
+
+    const store = openDurableStore({ path });
+    // A process of the previous version still appending to the migrated file: its row has no days either.
+    const stillOld = new Database(path);
+    oldAppend(stillOld, 'ALM-PS3.DUT_1', [`reading,meter=ALM-PS3.DUT_1,site=Pump\\ station ${fields} ${DAY_MS}`]);
+    stillOld.close();
+    await store.append([rec('M2', 'new', T0, 5 * DAY_MS)]);
+    expect(store.readHead(10)?.meterIds).toEqual(['M1', 'M1', 'M1', 'M1', 'ALM-PS3.DUT_1', 'M2']);
+    store.acknowledge(store.readHead(10)!.lastId);
+    const logged = store.writtenDaysSince(0);
+    expect(logged.days).toHaveLength(4);
+    expect(logged.days).toEqual(
+      expect.arrayContaining([
+        { meterId: 'M1', dayMs: 3 * DAY_MS },
+        { meterId: 'M1', dayMs: 4 * DAY_MS },
+        { meterId: 'ALM-PS3.DUT_1', dayMs: DAY_MS },
+        { meterId: 'M2', dayMs: 5 * DAY_MS },
+      ]),
+    );
+    expect(store.depth().records).toBe(0);
+    store.close();
   });
 });
 

@@ -21,9 +21,14 @@ import { ensurePrivateDir, PRIVATE_FILE_MODE, restrictFileMode } from './private
  */
 export interface SpoolRecord {
   receivedAtMs: number;
+  /** The point in InfluxDB line protocol, as the ingest writes it; never read back for bookkeeping. */
   line: string;
   /** The meter whose topic the line came from: its share of the spool is counted by it. */
   meterId: string;
+  /** What the line holds: the log of written meter-days (writtenDaysSince) lists the days of readings only. */
+  kind: 'reading' | 'status';
+  /** The reading's or status's own time (its `ts`, epoch ms): the line's timestamp. */
+  tsMs: number;
 }
 
 export interface DeadLetterInput {
@@ -59,6 +64,8 @@ export interface SpoolBatch {
   /** Id of the last record in the batch: acknowledge(lastId) removes the batch. */
   lastId: number;
   lines: string[];
+  /** The meter of each line, index for index ('' for a line stored before the spool kept meters). */
+  meterIds: string[];
   oldestReceivedAtMs: number;
 }
 
@@ -106,6 +113,7 @@ export const DEFAULT_DURABLE_STORE_OPTIONS: Omit<DurableStoreOptions, 'path'> = 
 };
 
 const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 /** Hours of per-meter dead-letter tallies kept for the quota (older hours can no longer be written). */
 const QUOTA_HOURS_KEPT = 2;
 
@@ -128,9 +136,10 @@ export interface DurableStore {
   readAfter(afterId: number, limit: number): SpoolBatch | null;
   /**
    * Removes records up to lastId (InfluxDB confirmed them) and, in the same transaction, keeps
-   * the lines InfluxDB refused as dead letters and logs which meter-days the batch wrote.
+   * the lines InfluxDB refused as dead letters and logs the meter-days of the readings removed
+   * (from the meter and time each record was appended with: nothing is parsed back).
    */
-  acknowledge(lastId: number, deadLetters?: readonly DeadLetterInput[], writtenDays?: readonly WrittenDay[]): void;
+  acknowledge(lastId: number, deadLetters?: readonly DeadLetterInput[]): void;
   /** The meter-days written to InfluxDB after `version` (the API's cache drops exactly those), and the version now. */
   writtenDaysSince(version: number): { version: number; days: WrittenDay[] };
   depth(): SpoolDepth;
@@ -246,6 +255,10 @@ function migrate(db: Database.Database): void {
   if (!spoolColumns.includes('n')) db.exec('ALTER TABLE spool ADD COLUMN n INTEGER NOT NULL DEFAULT 1');
   // Rows of a store written before meters had a share carry meter '': they count as one meter.
   if (!spoolColumns.includes('meter')) db.exec("ALTER TABLE spool ADD COLUMN meter TEXT NOT NULL DEFAULT ''");
+  // The UTC days of a row's readings, so that logging the meter-days written needs no parsing of
+  // line protocol: epoch days (dayMs / DAY_MS), distinct, comma-separated; '' for a row without
+  // readings (a status). NULL in rows an earlier version wrote: legacyReadingDays reads those.
+  if (!spoolColumns.includes('reading_days')) db.exec('ALTER TABLE spool ADD COLUMN reading_days TEXT');
   // The size of the payload as received; the payload column may hold only its start.
   if (!columnsOf('dead_letter').includes('payload_bytes')) db.exec('ALTER TABLE dead_letter ADD COLUMN payload_bytes INTEGER');
 
@@ -321,12 +334,40 @@ function deadLetterWriter(conn: Database.Database, settings: DurableStoreOptions
   };
 }
 
+/** The reading_days column of a row holding `records`: the distinct UTC epoch days of its readings. */
+function readingDaysOf(records: readonly SpoolRecord[]): string {
+  const days: number[] = [];
+  let last = Number.NaN;
+  for (const r of records) {
+    if (r.kind !== 'reading') continue;
+    const day = Math.floor(r.tsMs / DAY_MS);
+    // A backfill array is in time order as a rule: most readings repeat the day before them.
+    if (day === last) continue;
+    last = day;
+    if (!days.includes(day)) days.push(day);
+  }
+  return days.join(',');
+}
+
+interface SpoolRow {
+  meterId: string;
+  receivedAtMs: number;
+  text: string;
+  n: number;
+  readingDays: string;
+}
+
 /** The lines of one append, one row per meter (a message is one meter's: one row in practice). */
-function rowsOf(records: readonly SpoolRecord[]): { meterId: string; receivedAtMs: number; text: string; n: number }[] {
+function rowsOf(records: readonly SpoolRecord[]): SpoolRow[] {
   const first = records[0];
   if (first === undefined) return [];
+  if (records.length === 1) {
+    // One live reading or status: the common case, kept free of arrays and joins.
+    const readingDays = first.kind === 'reading' ? String(Math.floor(first.tsMs / DAY_MS)) : '';
+    return [{ meterId: first.meterId, receivedAtMs: first.receivedAtMs, text: first.line, n: 1, readingDays }];
+  }
   if (records.every((r) => r.meterId === first.meterId)) {
-    return [{ meterId: first.meterId, receivedAtMs: first.receivedAtMs, text: records.length === 1 ? first.line : records.map((r) => r.line).join('\n'), n: records.length }];
+    return [{ meterId: first.meterId, receivedAtMs: first.receivedAtMs, text: records.map((r) => r.line).join('\n'), n: records.length, readingDays: readingDaysOf(records) }];
   }
   const byMeter = new Map<string, SpoolRecord[]>();
   for (const r of records) {
@@ -334,7 +375,31 @@ function rowsOf(records: readonly SpoolRecord[]): { meterId: string; receivedAtM
     if (group) group.push(r);
     else byMeter.set(r.meterId, [r]);
   }
-  return [...byMeter].map(([meterId, group]) => ({ meterId, receivedAtMs: group[0]!.receivedAtMs, text: group.map((r) => r.line).join('\n'), n: group.length }));
+  return [...byMeter].map(([meterId, group]) => ({
+    meterId,
+    receivedAtMs: group[0]!.receivedAtMs,
+    text: group.map((r) => r.line).join('\n'),
+    n: group.length,
+    readingDays: readingDaysOf(group),
+  }));
+}
+
+/**
+ * LEGACY: the meter-days of a spool row written before rows kept their reading days
+ * (reading_days NULL: a store of an earlier version, or a process of one still appending),
+ * read back from its `reading` lines exactly as the ingest did then. Meter ids are plain
+ * ([A-Za-z0-9_.-], SPEC section 1): the tag needs no unescaping. Nothing else parses lines.
+ */
+function legacyReadingDays(text: string): WrittenDay[] {
+  const days: WrittenDay[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('reading,meter=')) continue;
+    const meterEnd = line.indexOf(',', 14);
+    const meterId = line.slice(14, meterEnd);
+    const dayMs = Math.floor(Number(line.slice(line.lastIndexOf(' ') + 1)) / DAY_MS) * DAY_MS;
+    days.push({ meterId, dayMs });
+  }
+  return days;
 }
 
 /** The database file and its WAL companions: owner only (they hold every meter's readings). */
@@ -359,13 +424,13 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   // A store of an earlier version may have left its -wal and -shm with 0644.
   restrictDatabaseFiles(settings.path);
 
-  const insertRow = db.prepare('INSERT INTO spool (received_at, line, n, meter) VALUES (?, ?, ?, ?)');
+  const insertRow = db.prepare('INSERT INTO spool (received_at, line, n, meter, reading_days) VALUES (?, ?, ?, ?, ?)');
   const addDepth = db.prepare('UPDATE spool_depth SET records = records + ? WHERE singleton = 1');
   const addMeterDepth = db.prepare(
     'INSERT INTO spool_meter_depth (meter, records) VALUES (?, ?) ON CONFLICT (meter) DO UPDATE SET records = records + excluded.records',
   );
   const writeDeadLetter = deadLetterWriter(db, settings);
-  const selectAfter = db.prepare('SELECT id, received_at, line FROM spool WHERE id > ? ORDER BY id').raw(true);
+  const selectAfter = db.prepare('SELECT id, received_at, line, meter FROM spool WHERE id > ? ORDER BY id').raw(true);
   const selectDepth = db.prepare('SELECT records FROM spool_depth WHERE singleton = 1').pluck();
   const selectMeterDepth = db.prepare('SELECT records FROM spool_meter_depth WHERE meter = ?').pluck();
   const selectOldest = db.prepare('SELECT received_at FROM spool ORDER BY id LIMIT 1').pluck();
@@ -393,7 +458,7 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     const addedByMeter = new Map<string, number>();
     for (const item of batch) {
       for (const row of rowsOf(item.records)) {
-        insertRow.run(row.receivedAtMs, row.text, row.n, row.meterId);
+        insertRow.run(row.receivedAtMs, row.text, row.n, row.meterId, row.readingDays);
         addedByMeter.set(row.meterId, (addedByMeter.get(row.meterId) ?? 0) + row.n);
         added += row.n;
       }
@@ -411,8 +476,10 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   ackDb.pragma('synchronous = NORMAL');
   ackDb.pragma(`busy_timeout = ${settings.busyTimeoutMs}`);
   const ackDeleteUpTo = ackDb.prepare('DELETE FROM spool WHERE id <= ?');
-  // The acknowledged range grouped by meter: one pass over the rows about to be deleted.
-  const ackCountUpTo = ackDb.prepare('SELECT meter, sum(n) FROM spool WHERE id <= ? GROUP BY meter').raw(true);
+  // The acknowledged range grouped by meter and days: one pass over the rows about to be deleted
+  // gives both the depth to subtract and the meter-days to log.
+  const ackGroupsUpTo = ackDb.prepare('SELECT meter, reading_days, sum(n) FROM spool WHERE id <= ? GROUP BY meter, reading_days').raw(true);
+  const ackLegacyRowsUpTo = ackDb.prepare('SELECT line FROM spool WHERE id <= ? AND reading_days IS NULL').pluck();
   const ackSubtractDepth = ackDb.prepare('UPDATE spool_depth SET records = max(0, records - ?) WHERE singleton = 1');
   const ackSubtractMeterDepth = ackDb.prepare('UPDATE spool_meter_depth SET records = max(0, records - ?) WHERE meter = ?');
   const ackWriteDeadLetter = deadLetterWriter(ackDb, settings);
@@ -420,14 +487,27 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   const ackUpsertDay = ackDb.prepare(
     'INSERT INTO written_day (meter, day_ms, version) VALUES (?, ?, ?) ON CONFLICT (meter, day_ms) DO UPDATE SET version = excluded.version',
   );
-  const acknowledgeTx = ackDb.transaction((lastId: number, deadLetters: readonly DeadLetterInput[], writtenDays: readonly WrittenDay[]) => {
+  const acknowledgeTx = ackDb.transaction((lastId: number, deadLetters: readonly DeadLetterInput[]) => {
     for (const d of deadLetters) ackWriteDeadLetter(d);
-    if (writtenDays.length > 0) {
+    const removedByMeter = new Map<string, number>();
+    const writtenDays = new Map<string, WrittenDay>();
+    const wrote = (meterId: string, dayMs: number): void => {
+      const key = `${meterId}\n${dayMs}`;
+      if (!writtenDays.has(key)) writtenDays.set(key, { meterId, dayMs });
+    };
+    let legacyRows = false;
+    for (const [meter, readingDays, n] of ackGroupsUpTo.all(lastId) as [string, string | null, number][]) {
+      removedByMeter.set(meter, (removedByMeter.get(meter) ?? 0) + n);
+      if (readingDays === null) legacyRows = true;
+      else if (readingDays !== '') for (const day of readingDays.split(',')) wrote(meter, Number(day) * DAY_MS);
+    }
+    if (legacyRows) for (const text of ackLegacyRowsUpTo.all(lastId) as string[]) for (const day of legacyReadingDays(text)) wrote(day.meterId, day.dayMs);
+    if (writtenDays.size > 0) {
       const version = ackNextVersion.get() as number;
-      for (const day of writtenDays) ackUpsertDay.run(day.meterId, day.dayMs, version);
+      for (const day of writtenDays.values()) ackUpsertDay.run(day.meterId, day.dayMs, version);
     }
     let removed = 0;
-    for (const [meter, n] of ackCountUpTo.all(lastId) as [string, number][]) {
+    for (const [meter, n] of removedByMeter) {
       ackSubtractMeterDepth.run(n, meter);
       removed += n;
     }
@@ -496,19 +576,27 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     readAfter(afterId, limit) {
       // Whole rows only (a message is never split across batches), until `limit` lines are in.
       const lines: string[] = [];
+      const meterIds: string[] = [];
       let lastId = -1;
       let oldestReceivedAtMs = 0;
-      for (const [id, receivedAt, text] of selectAfter.iterate(afterId) as IterableIterator<[number, number, string]>) {
+      for (const [id, receivedAt, text, meter] of selectAfter.iterate(afterId) as IterableIterator<[number, number, string, string]>) {
         if (lastId === -1) oldestReceivedAtMs = receivedAt;
         lastId = id;
-        if (text.includes('\n')) for (const line of text.split('\n')) lines.push(line);
-        else lines.push(text);
+        if (text.includes('\n')) {
+          for (const line of text.split('\n')) {
+            lines.push(line);
+            meterIds.push(meter);
+          }
+        } else {
+          lines.push(text);
+          meterIds.push(meter);
+        }
         if (lines.length >= limit) break;
       }
-      return lastId === -1 ? null : { lastId, lines, oldestReceivedAtMs };
+      return lastId === -1 ? null : { lastId, lines, meterIds, oldestReceivedAtMs };
     },
-    acknowledge(lastId, deadLetters = [], writtenDays = []) {
-      acknowledgeTx(lastId, deadLetters, writtenDays);
+    acknowledge(lastId, deadLetters = []) {
+      acknowledgeTx(lastId, deadLetters);
     },
     depth() {
       const records = countRecords();

@@ -38,17 +38,3 @@ export async function getJson<T>(url: string): Promise<T> {
   }
   return body as T;
 }
-
-/** Runs `tasks` with at most `limit` in flight: a long period's daily windows must not flood the API. */
-export async function pool<T>(tasks: ReadonlyArray<() => Promise<T>>, limit: number): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < tasks.length) {
-      const i = next++;
-      results[i] = await (tasks[i] as () => Promise<T>)();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  return results;
-}

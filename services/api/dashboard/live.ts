@@ -1,9 +1,9 @@
 import { formatDateTime, formatNumber } from '@flowpilot/i18n/format';
+import { localDate, localMidnightMs } from '@flowpilot/metrics';
 import uPlot from 'uplot';
 import type { ApiReading, Bucket, LiveReading, MeterView } from '../src/api-schemas.ts';
 import type { Context, View } from './context.ts';
 import { getJson, h } from './dom.ts';
-import { localDate, localMidnightMs } from './time.ts';
 
 /** "Last seen" turns stale after this many reporting intervals without a reading (as /api/v1/pilot's `online`). */
 export const STALE_AFTER_INTERVALS = 3;

@@ -23,7 +23,7 @@ let ctx: Context;
 interface Session {
   name: string | null;
   role: 'viewer' | 'evaluator' | 'admin';
-  via: 'bearer' | 'cookie' | 'loopback' | 'internal';
+  via: 'bearer' | 'cookie' | 'loopback';
 }
 let session: Session | null = null;
 /** The views each role may open: results and reports read evaluator routes. */

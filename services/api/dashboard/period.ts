@@ -1,6 +1,6 @@
+import { addDays, localDate } from '@flowpilot/metrics';
 import type { Context } from './context.ts';
 import { h } from './dom.ts';
-import { addDays, localDate } from './time.ts';
 
 /** The chosen period, kept across views and reloads in the URL's query (#/results?from=…&to=…). */
 export interface Period {
@@ -11,6 +11,15 @@ export interface Period {
 export function defaultPeriod(ctx: Context): Period {
   const today = localDate(ctx.tz, Date.now());
   return { from: addDays(today, -6), to: today };
+}
+
+/**
+ * The API's query for a period: its first date and the day after its last, as bare dates. The
+ * API's window rules (services/api/src/window.ts) read them as local midnights of the pilot's
+ * zone and clamp a `to` later than now, so an unfinished day counts only its past.
+ */
+export function periodQuery(period: Period): string {
+  return `from=${period.from}&to=${addDays(period.to, 1)}`;
 }
 
 export function periodFromHash(ctx: Context): Period {

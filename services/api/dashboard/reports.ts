@@ -1,9 +1,8 @@
 import type { View } from './context.ts';
 import { LANGUAGES } from './context.ts';
 import { h } from './dom.ts';
-import { periodFromHash, periodPicker } from './period.ts';
+import { periodFromHash, periodPicker, periodQuery } from './period.ts';
 import type { Period } from './period.ts';
-import { periodWindow } from './time.ts';
 
 export const reportsView: View = (root, ctx) => {
   const { t } = ctx;
@@ -13,8 +12,7 @@ export const reportsView: View = (root, ctx) => {
   const every = h('select', { name: 'every' }, h('option', { value: '' }, t('reports.raw')), ...['1m', '15m', '1h', '1d'].map((e) => h('option', { value: e, selected: e === '15m' }, e)));
   let period = periodFromHash(ctx);
   const paint = (): void => {
-    const w = periodWindow(ctx.tz, period.from, period.to, Date.now());
-    const q = `from=${w.fromMs}&to=${w.toMs}`;
+    const q = periodQuery(period);
     const readings = `/api/v1/reports/readings.csv?meter=${encodeURIComponent(meter.value)}&${q}${every.value ? `&every=${every.value}` : ''}`;
     links.replaceChildren(
       h('section', { class: 'card' }, h('h4', {}, t('reports.pdf')), h('label', {}, t('reports.pdfLanguage'), ' ', lang), ' ', h('a', { class: 'button', href: `/api/v1/reports/pilot.pdf?${q}&lang=${lang.value}`, download: '', 'data-testid': 'pdf-link' }, t('reports.download'))),

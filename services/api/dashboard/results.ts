@@ -2,14 +2,21 @@ import { formatDurationMs, formatErrorPct, formatLatencyMs, formatMpePct, format
 import type { AccuracyResult, ErrorCurveBin, MeterMetrics } from '@flowpilot/metrics';
 import uPlot from 'uplot';
 import type { Context, View } from './context.ts';
-import { getJson, h, pool } from './dom.ts';
+import { getJson, h } from './dom.ts';
 import { tzDate } from './meter.ts';
-import { periodFromHash, periodPicker } from './period.ts';
+import { periodFromHash, periodPicker, periodQuery } from './period.ts';
 import type { Period } from './period.ts';
-import { localDays, periodWindow } from './time.ts';
 
+/** GET /api/v1/metrics: the window as the API resolved it (local days, `to` clamped to now) and every meter's figures. */
 interface MetricsBody {
+  from: string;
+  to: string;
   meters: MeterMetrics[];
+}
+
+/** GET /api/v1/metrics?per=day: the same for each local day, in one answer. */
+interface DailyBody {
+  days: Array<{ date: string; from: string; to: string; meters: MeterMetrics[] }>;
 }
 
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#4d7c0f', '#be185d'];
@@ -29,29 +36,27 @@ export const resultsView: View = (root, ctx) => {
   root.append(h('h2', {}, t('results.title')), periodPicker(ctx, periodFromHash(ctx), load), body);
 
   async function render(period: Period, mine: number): Promise<void> {
-    const window = periodWindow(ctx.tz, period.from, period.to, Date.now());
+    const query = periodQuery(period);
     let metrics: MetricsBody;
     try {
-      metrics = await getJson<MetricsBody>(`/api/v1/metrics?from=${window.fromMs}&to=${window.toMs}`);
+      metrics = await getJson<MetricsBody>(`/api/v1/metrics?${query}`);
     } catch (error) {
       if (mine === generation) body.replaceChildren(h('p', { class: 'error' }, t('app.loadFailed', { what: '/api/v1/metrics', message: (error as Error).message })));
       return;
     }
     if (mine !== generation) return;
+    const window = { fromMs: Date.parse(metrics.from), toMs: Date.parse(metrics.to) };
     body.replaceChildren();
     body.append(h('h3', {}, t('results.accuracy')), accuracySection(ctx, metrics.meters, plots, window));
     body.append(h('h3', {}, t('results.kpi')), kpiTable(ctx, metrics.meters));
     const daily = h('div', { class: 'daily' }, h('p', { class: 'note' }, t('app.loading')));
     body.append(h('h3', {}, t('results.daily')), daily);
-    const days = localDays(ctx.tz, window);
     try {
-      const perDay = await pool(
-        days.map((day) => () => getJson<MetricsBody>(`/api/v1/metrics?from=${day.fromMs}&to=${day.toMs}`)),
-        3,
-      );
+      // Every local day in one request: the API computes them from the days it just read.
+      const perDay = await getJson<DailyBody>(`/api/v1/metrics?${query}&per=day`);
       if (mine !== generation) return;
       daily.replaceChildren();
-      dailyCharts(ctx, daily, days, perDay, plots);
+      dailyCharts(ctx, daily, perDay.days, plots);
     } catch (error) {
       daily.replaceChildren(h('p', { class: 'error' }, t('app.loadFailed', { what: t('results.daily'), message: (error as Error).message })));
     }
@@ -182,12 +187,12 @@ function kpiTable(ctx: Context, meters: readonly MeterMetrics[]): HTMLElement {
   return h('div', { class: 'scroll' }, h('table', { class: 'kpi', 'data-testid': 'kpi-table' }, h('thead', {}, h('tr', {}, ...headers.map((key, i) => h('th', { class: i === 0 ? '' : 'num' }, t(key))))), tbody));
 }
 
-function dailyCharts(ctx: Context, el: HTMLElement, days: ReturnType<typeof localDays>, perDay: readonly MetricsBody[], plots: uPlot[]): void {
+function dailyCharts(ctx: Context, el: HTMLElement, days: DailyBody['days'], plots: uPlot[]): void {
   const { t, locale } = ctx;
-  const xs = days.map((d) => d.fromMs / 1000);
+  const xs = days.map((d) => Date.parse(d.from) / 1000);
   const meters = ctx.pilot.meters;
   const series = (pick: (m: MeterMetrics) => number | null): Array<Array<number | null>> =>
-    meters.map((meter) => perDay.map((day) => {
+    meters.map((meter) => days.map((day) => {
       const m = day.meters.find((x) => x.meterId === meter.id);
       return m ? pick(m) : null;
     }));

@@ -9,7 +9,7 @@ import { openApiTokenStore } from './api-tokens.ts';
 import type { ApiTokenStore } from './api-tokens.ts';
 import { createApi, undeclaredRoutesOf } from './app.ts';
 import type { ApiOptions } from './app.ts';
-import type { DeadLetterAccess, DeadLetterRecord } from './deadletters-routes.ts';
+import type { DeadLetterAccess, DeadLetterRecord } from './routes/deadletters.ts';
 import { createMemoryLiveFeed } from './live-feed.ts';
 import { acceptedLanguages, safeNext } from './sign-in-page.ts';
 import { testPilot } from './test-pilot.ts';

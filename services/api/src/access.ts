@@ -1,9 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
+import { parseTime } from '@flowpilot/schema';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from './api-errors.ts';
-import { parseTimeParam } from './api-schemas.ts';
 import { API_ROLES } from './api-tokens.ts';
 import type { ApiRole, TokenVerifier } from './api-tokens.ts';
+import { WINDOW_KINDS } from './window.ts';
 
 /**
  * Who may call what (SPEC sections 5 and 8), as one Fastify hook: with any API token
@@ -54,13 +54,13 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   // viewer: the pilot, meters, readings and the live feed.
   'GET /api/v1/pilot': { role: 'viewer' },
   'GET /api/v1/meters/:id': { role: 'viewer' },
-  'GET /api/v1/meters/:id/readings': { role: 'viewer', expensive: { defaultWindowDays: 1 } },
+  'GET /api/v1/meters/:id/readings': { role: 'viewer', expensive: { defaultWindowDays: WINDOW_KINDS.readings.defaultDays } },
   'GET /api/v1/live': { role: 'viewer' },
   'GET /api/v1/alerts': { role: 'viewer' },
 
   // evaluator: also metrics, error curves, intervals and reports.
-  'GET /api/v1/metrics': { role: 'evaluator', expensive: { defaultWindowDays: 7 } },
-  'GET /api/v1/meters/:id/error-curve': { role: 'evaluator', expensive: { defaultWindowDays: 7 } },
+  'GET /api/v1/metrics': { role: 'evaluator', expensive: { defaultWindowDays: WINDOW_KINDS.metrics.defaultDays } },
+  'GET /api/v1/meters/:id/error-curve': { role: 'evaluator', expensive: { defaultWindowDays: WINDOW_KINDS.metrics.defaultDays } },
   'GET /api/v1/meters/:id/intervals.csv': { role: 'evaluator', expensive: 'always' },
   'GET /api/v1/reports/metrics.csv': { role: 'evaluator', expensive: 'always' },
   'GET /api/v1/reports/readings.csv': { role: 'evaluator', expensive: 'always' },
@@ -93,13 +93,11 @@ export function declaredAccess(method: string, url: string): RouteAccess | undef
 export interface Principal {
   name: string | null;
   role: ApiRole;
-  via: 'bearer' | 'cookie' | 'loopback' | 'internal';
+  via: 'bearer' | 'cookie' | 'loopback';
 }
 
 /** The dashboard's sign-in cookie: the token itself, HttpOnly so no script can read it. */
 export const SESSION_COOKIE = 'flowpilot_token';
-/** The header of the API's own requests to itself (the PDF report reads /metrics through inject). */
-export const INTERNAL_HEADER = 'x-flowpilot-internal';
 
 const principals = new WeakMap<FastifyRequest, Principal>();
 /** The token a request was let in with, and the store that knew it: long requests (live streams) check it again. */
@@ -142,8 +140,6 @@ export const NO_TOKEN_HINT = 'flowpilot tokens add <name> --role viewer';
 
 export interface AccessOptions {
   tokens: TokenVerifier | undefined;
-  /** A secret of this process: requests carrying it in INTERNAL_HEADER are the API's own. */
-  internalKey: string;
   /** Expensive requests per minute and caller (token, or address without tokens); short windows get 10 times as many. */
   expensiveRatePerMinute: number;
   clock: () => number;
@@ -184,7 +180,6 @@ function accessOf(request: FastifyRequest): RouteAccess {
  */
 export function registerAccess(app: FastifyInstance, options: AccessOptions): { undeclaredRoutes: string[] } {
   const { tokens, clock } = options;
-  const internalKey = Buffer.from(options.internalKey);
   const undeclaredRoutes: string[] = [];
 
   app.addHook('onRoute', (route) => {
@@ -192,13 +187,6 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): { 
       if (method !== 'HEAD' && !declaredAccess(method, route.url)) undeclaredRoutes.push(`${method} ${route.url}`);
     }
   });
-
-  function isInternal(request: FastifyRequest): boolean {
-    const value = request.headers[INTERNAL_HEADER];
-    if (typeof value !== 'string') return false;
-    const given = Buffer.from(value);
-    return given.length === internalKey.length && timingSafeEqual(given, internalKey);
-  }
 
   function deny(reply: FastifyReply, status: 401 | 403, message: string, bearerError?: 'invalid_token' | 'insufficient_scope'): FastifyReply {
     if (status === 401 || bearerError) {
@@ -218,10 +206,6 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): { 
   }
 
   app.addHook('onRequest', async (request, reply) => {
-    if (isInternal(request)) {
-      principals.set(request, { name: 'internal', role: 'admin', via: 'internal' });
-      return;
-    }
     const access = accessOf(request);
     if (access.role === 'public') return;
 
@@ -287,12 +271,17 @@ function originOf(url: string): string {
   }
 }
 
-/** Does this request count as expensive (true), or only against the larger budget of cheap windows (false)? */
+/**
+ * Does this request count as expensive (true), or only against the larger budget of cheap windows
+ * (false)? After validation a route's query holds its resolved `window` (window.ts); otherwise
+ * `from` and `to` are read as the route would, with its default window.
+ */
 export function isExpensive(cost: RouteCost, query: unknown, nowMs: number): boolean {
   if (cost === 'always') return true;
-  const q = (query ?? {}) as { from?: unknown; to?: unknown };
+  const q = (query ?? {}) as { from?: unknown; to?: unknown; window?: { fromMs: number; toMs: number } };
+  if (q.window) return q.window.toMs - q.window.fromMs > EXPENSIVE_WINDOW_DAYS * 86_400_000;
   const ms = (value: unknown): number | undefined =>
-    typeof value === 'number' ? value : typeof value === 'string' ? (parseTimeParam(value) ?? undefined) : undefined;
+    typeof value === 'number' ? value : typeof value === 'string' ? (parseTime(value) ?? undefined) : undefined;
   const toMs = ms(q.to) ?? nowMs;
   const fromMs = ms(q.from) ?? toMs - cost.defaultWindowDays * 86_400_000;
   return toMs - fromMs > EXPENSIVE_WINDOW_DAYS * 86_400_000;
@@ -312,7 +301,7 @@ function registerExpensiveLimit(app: FastifyInstance, perMinute: number, clock: 
 
   app.addHook('preHandler', async (request, reply) => {
     const cost = accessOf(request).expensive;
-    if (!cost || principalOf(request)?.via === 'internal') return;
+    if (!cost) return;
     const expensive = isExpensive(cost, request.query, clock());
     const outcome = await (expensive ? heavy : light)(request);
     if (outcome.isAllowed || !outcome.isExceeded) return;

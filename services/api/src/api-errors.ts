@@ -28,13 +28,25 @@ const CONTEXT_NAMES: Record<string, string> = {
   body: 'Body field',
 };
 
+interface ValidationIssue {
+  instancePath: string;
+  message?: string;
+  params?: unknown;
+}
+
+/** A zod issue with `params: { sentence: true }` is a whole sentence that names its parameters (window.ts): printed as it is. */
+const isSentence = (issue: ValidationIssue): boolean => (issue.params as { params?: { sentence?: unknown } } | undefined)?.params?.sentence === true;
+
 /** "Query parameter "from" must be …": one sentence per problem, each naming its parameter. */
-function describeValidation(error: FastifyError & { validation: Array<{ instancePath: string; message?: string }> }): string {
+function describeValidation(error: FastifyError & { validation: ValidationIssue[] }): string {
   const where = CONTEXT_NAMES[error.validationContext ?? ''] ?? 'Parameter';
+  const sentences = error.validation.filter(isSentence);
+  if (sentences.length === error.validation.length) return sentences.map((issue) => issue.message ?? 'is invalid').join('. ');
   return error.validation
     .map((issue) => {
       const name = issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
       const message = issue.message ?? 'is invalid';
+      if (isSentence(issue)) return message;
       if (!name) return `${where}s: ${message}`;
       return /^(must|is|should)\b/.test(message) ? `${where} "${name}" ${message}` : `${where} "${name}": ${message}`;
     })

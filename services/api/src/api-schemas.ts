@@ -6,66 +6,29 @@ import { ALARMS, METER_ROLES, METER_TECHNOLOGIES } from '@flowpilot/schema';
  * and generate the OpenAPI document at /docs, so the three never disagree.
  */
 
-const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
-const EPOCH_MS = /^\d{1,15}$/;
-
-/**
- * Epoch ms of a time parameter (SPEC section 5: ISO 8601 or epoch ms), or null. An ISO time
- * needs its offset: a local time without one would be read in the server's zone, which is
- * nobody's intent. A date alone means 00:00 UTC, as in JavaScript.
- */
-export function parseTimeParam(text: string): number | null {
-  const trimmed = text.trim();
-  if (EPOCH_MS.test(trimmed)) return Number(trimmed);
-  if (!ISO_DATETIME.test(trimmed) && !ISO_DATE.test(trimmed)) return null;
-  const ms = Date.parse(trimmed);
-  return Number.isFinite(ms) ? ms : null;
-}
-
-const TIME_HINT = 'an ISO 8601 time with an offset (e.g. 2026-11-25T10:00:00Z) or epoch milliseconds';
-
-function timeParam(description: string) {
-  return z
-    .string()
-    .transform((text, ctx) => {
-      const ms = parseTimeParam(text);
-      if (ms === null) {
-        ctx.addIssue({ code: 'custom', message: `must be ${TIME_HINT}; got "${text}"` });
-        return z.NEVER;
-      }
-      return ms;
-    })
-    .optional()
-    .describe(description);
-}
-
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const EVERY = /^([1-9]\d{0,5})([smhd])$/;
 
 export interface Every {
-  /** The InfluxQL duration literal, e.g. `15m`. */
+  /** As asked for, e.g. `15m`: echoed in the answer. */
   literal: string;
   ms: number;
 }
 
-export const readingsQuerySchema = z.object({
-  from: timeParam(`Start of the window, inclusive: ${TIME_HINT}. Default: 24 hours before \`to\`.`),
-  to: timeParam(`End of the window, exclusive: ${TIME_HINT}. Default: now.`),
-  every: z
-    .string()
-    .transform((text, ctx): Every => {
-      const match = EVERY.exec(text.trim());
-      if (!match) {
-        ctx.addIssue({ code: 'custom', message: `must be a duration such as 30s, 1m, 15m, 1h or 1d; got "${text}"` });
-        return z.NEVER;
-      }
-      const [, count, unit] = match as unknown as [string, string, keyof typeof UNIT_MS];
-      return { literal: `${count}${unit}`, ms: Number(count) * UNIT_MS[unit] };
-    })
-    .optional()
-    .describe('Bucket length (`30s`, `1m`, `15m`, `1h`, `1d`; buckets are aligned to UTC). With it, one point per bucket: mean, min and max flow, last total, count. Without it, the raw readings.'),
-});
+/** `every` of the readings routes: a bucket length (SPEC section 5). */
+export const everySchema = z
+  .string()
+  .transform((text, ctx): Every => {
+    const match = EVERY.exec(text.trim());
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: `must be a duration such as 30s, 1m, 15m, 1h or 1d; got "${text}"` });
+      return z.NEVER;
+    }
+    const [, count, unit] = match as unknown as [string, string, keyof typeof UNIT_MS];
+    return { literal: `${count}${unit}`, ms: Number(count) * UNIT_MS[unit] };
+  })
+  .optional()
+  .describe('Bucket length (`30s`, `1m`, `15m`, `1h`, `1d`; buckets are aligned to UTC). With it, one point per bucket: mean, min and max flow, last total, count. Without it, the raw readings.');
 
 export const meterIdParamsSchema = z.object({
   id: z.string().min(1).describe('Meter id, as in the pilot file (SPEC section 3).'),

@@ -1,7 +1,8 @@
 import { FlowPilotError } from '@flowpilot/schema';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApi, withoutAddresses } from './app.ts';
+import { createApi } from './app.ts';
+import { withoutAddresses } from './routes/health.ts';
 import type { InfluxClient, InfluxSeries } from '@flowpilot/influx';
 import { createMemoryLiveFeed } from './live-feed.ts';
 import type { MemoryLiveFeed } from './live-feed.ts';

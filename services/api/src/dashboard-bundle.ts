@@ -29,6 +29,22 @@ const stringsPlugin: Plugin = {
 };
 
 /**
+ * The workspace's own packages are pure modules (STYLE "The shape of the house": no I/O at import),
+ * so the bundle keeps only what the dashboard uses of them: importing one function of
+ * @flowpilot/metrics must not pull in zod and every schema of @flowpilot/schema.
+ */
+const workspacePackagesArePure: Plugin = {
+  name: 'flowpilot-pure-packages',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^@flowpilot\// }, async (args) => {
+      if (args.pluginData === 'resolving') return undefined;
+      const resolved = await pluginBuild.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'resolving' });
+      return resolved.errors.length > 0 ? resolved : { ...resolved, sideEffects: false };
+    });
+  },
+};
+
+/**
  * Bundles dashboard/main.ts with esbuild (already the project's TypeScript runner, through tsx)
  * in memory: no build output to commit or to go stale. uPlot's stylesheet is prepended to ours.
  */
@@ -44,7 +60,7 @@ export async function buildDashboardAssets(dashboardDir = DASHBOARD_DIR, styleFi
     write: false,
     logLevel: 'silent',
     legalComments: 'none',
-    plugins: [stringsPlugin],
+    plugins: [stringsPlugin, workspacePackagesArePure],
   });
   const js = result.outputFiles[0]?.text ?? '';
   const require = createRequire(import.meta.url);

@@ -1,12 +1,16 @@
 /** The public surface of @flowpilot/api (STYLE: index.ts is a workspace's only public surface). */
 export { createApi, DEFAULT_API_OPTIONS } from './app.ts';
-export type { ApiOptions } from './app.ts';
+export type { ApiOptions, ReadinessCheck } from './app.ts';
 export { createMqttLiveFeed, DEFAULT_MQTT_LIVE_FEED_OPTIONS } from './live-feed.ts';
 export type { LiveFeed, MeterLiveState, MqttLiveFeedOptions, ReadingListener } from './live-feed.ts';
-export type { RejectionsProvider } from './metrics-routes.ts';
-export { parseTimeParam } from './api-schemas.ts';
+export type { RejectionsProvider } from './metrics-service.ts';
+/**
+ * @deprecated The schema's `parseTime` (@flowpilot/schema) is the one time grammar; this name
+ * stays while the command line (apps/flowpilot) still imports it from here.
+ */
 export { API_ROLES, API_TOKEN_PREFIX, openApiTokenStore } from './api-tokens.ts';
 export type { ApiRole, ApiTokenInfo, ApiTokenStore, TokenPrincipal, TokenVerifier } from './api-tokens.ts';
 export { runTokensCommand, TOKENS_USAGE } from './tokens-command.ts';
 export { isLoopbackAddress, ROUTE_ACCESS } from './access.ts';
-export type { DeadLetterAccess, DeadLetterFilter, DeadLetterRecord, ReplayOutcome } from './deadletters-routes.ts';
+export type { DeadLetterAccess, DeadLetterFilter, DeadLetterRecord, ReplayOutcome } from './routes/deadletters.ts';
+export { createInProcessMetricsSource } from './metrics-source.ts';

@@ -1,6 +1,6 @@
+import { parseTime as parseTimeParam } from '@flowpilot/schema';
 import type { Reading } from '@flowpilot/schema';
 import { describe, expect, it } from 'vitest';
-import { parseTimeParam } from './api-schemas.ts';
 import { createMemoryLiveFeed } from './live-feed.ts';
 import { meterView } from './meter-view.ts';
 import { testPilot } from './test-pilot.ts';

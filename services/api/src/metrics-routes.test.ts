@@ -1,9 +1,11 @@
 import type { InfluxClient, InfluxSeries } from '@flowpilot/influx';
+import { FlowPilotError } from '@flowpilot/schema';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApi } from './app.ts';
 import { createMemoryLiveFeed } from './live-feed.ts';
-import { chunkBounds, METRICS_CSV_HEADER, metricsCsvRow, resolveWindow } from './metrics-routes.ts';
+import { chunkBounds, METRICS_CSV_HEADER, metricsCsvRow } from './reports-csv.ts';
+import { resolveWindow } from './window.ts';
 import type { ApiMeterMetrics } from './metrics-service.ts';
 import { testPilot } from './test-pilot.ts';
 
@@ -91,6 +93,44 @@ describe('GET /api/v1/metrics on an empty database', () => {
     expect(response.headers['content-disposition']).toBe('attachment; filename="T-REF_readings_2026-11-20_2026-11-22.csv"');
     expect(response.body).toBe('meter,ts,flow_m3h,total_m3,total_reverse_m3,velocity_mps,pressure_bar,temperature_c,battery_pct,rssi_dbm,seq,alarms,received_at\r\n');
     expect(queries).toHaveLength(3); // one query per day: 20th, 21st, half of the 22nd
+  });
+});
+
+describe('GET /api/v1/metrics?per=day and the PDF report', () => {
+  it('answers every local day of the window in one call, days cut to the window', async () => {
+    const response = await app.inject('/api/v1/metrics?from=2026-11-23T12:00:00Z&to=2026-11-25T00:00:00Z&per=day');
+    expect(response.statusCode).toBe(200);
+    const body = response.json() as { per: string; timezone: string; clamped: boolean; days: Array<{ date: string; from: string; to: string; meters: Array<{ meterId: string }> }> };
+    expect(body).toMatchObject({ per: 'day', timezone: 'Asia/Almaty', clamped: false });
+    // Asia/Almaty is UTC+5: 17:00 on the 23rd, the 24th, and the 25th until 05:00.
+    expect(body.days.map((d) => [d.date, d.from, d.to])).toEqual([
+      ['2026-11-23', '2026-11-23T12:00:00.000Z', '2026-11-23T19:00:00.000Z'],
+      ['2026-11-24', '2026-11-23T19:00:00.000Z', '2026-11-24T19:00:00.000Z'],
+      ['2026-11-25', '2026-11-24T19:00:00.000Z', '2026-11-25T00:00:00.000Z'],
+    ]);
+    expect(body.days[1]?.meters.map((m) => m.meterId)).toEqual(['T-REF', 'T-DUT', 'T-MON']);
+  });
+
+  it('clamps a `to` later than now and says so', async () => {
+    const body = (await app.inject('/api/v1/metrics?from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z')).json() as { to: string; clamped: boolean };
+    expect(body).toMatchObject({ to: new Date(NOW_MS).toISOString(), clamped: true });
+  });
+
+  it('answers a PDF whose InfluxDB is down with 503 ERR_INFLUX_UNAVAILABLE, not 500', async () => {
+    await app.close();
+    const down: InfluxClient = {
+      config: { url: 'http://influx.invalid', database: 'test' },
+      ping: async () => ({ version: 'fake' }),
+      ensureDatabase: async () => {},
+      write: async () => {},
+      query: async () => {
+        throw new FlowPilotError('ERR_INFLUX_UNAVAILABLE', 'InfluxDB at http://10.0.0.9:8086 could not be reached for query (ECONNREFUSED)');
+      },
+    };
+    app = await createApi({ pilot: testPilot(), influx: down, liveFeed: createMemoryLiveFeed(), clock: () => NOW_MS, maxWindowDays: 30 });
+    const error = await errorOf('/api/v1/reports/pilot.pdf');
+    expect(error).toMatchObject({ status: 503, code: 'ERR_INFLUX_UNAVAILABLE' });
+    expect(error.message).not.toContain('10.0.0.9');
   });
 });
 

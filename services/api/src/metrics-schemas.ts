@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { ALARMS, METER_ROLES } from '@flowpilot/schema';
 import { ERROR_CONVENTION } from '@flowpilot/metrics';
-import { readingsQuerySchema } from './api-schemas.ts';
 
 /**
  * Schemas of the evaluator's routes (SPEC sections 4 and 5): /metrics, /meters/{id}/error-curve
@@ -9,30 +8,23 @@ import { readingsQuerySchema } from './api-schemas.ts';
  * Ms, Pct), so the JSON and the pure functions read the same.
  */
 
-export const DEFAULT_METRICS_WINDOW_DAYS = 7;
 export const MAX_ERROR_CURVE_BINS = 100;
+export const DEFAULT_ERROR_CURVE_BINS = 12;
 
-const { from, to, every } = readingsQuerySchema.shape;
+/** `bins` of the error curve. */
+export const binsSchema = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_ERROR_CURVE_BINS)
+  .optional()
+  .describe(`Log-spaced bins from Q1 to Q4, 1 to ${MAX_ERROR_CURVE_BINS}. Default ${DEFAULT_ERROR_CURVE_BINS}.`);
 
-export const metricsQuerySchema = z.object({
-  from: from.describe(`Start of the window W, inclusive: an ISO 8601 time with an offset or epoch milliseconds. Default: ${DEFAULT_METRICS_WINDOW_DAYS} days before \`to\`.`),
-  to: to.describe('End of the window W, exclusive: an ISO 8601 time with an offset or epoch milliseconds. Default: now.'),
-});
-
-export const errorCurveQuerySchema = metricsQuerySchema.extend({
-  bins: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_ERROR_CURVE_BINS)
-    .optional()
-    .describe(`Log-spaced bins from Q1 to Q4, 1 to ${MAX_ERROR_CURVE_BINS}. Default 12.`),
-});
-
-export const readingsCsvQuerySchema = metricsQuerySchema.extend({
-  meter: z.string().min(1).optional().describe('Meter id; all meters of the pilot when absent.'),
-  every,
-});
+/** `per` of /metrics: one set of figures per local day instead of one for the window. */
+export const perSchema = z
+  .enum(['day'])
+  .optional()
+  .describe('`day`: the metrics of each local day of the window (the pilot\'s time zone), each day cut to the window, in one answer. Default: the window as a whole.');
 
 const nullableNumber = (description: string) => z.number().nullable().describe(description);
 
@@ -118,12 +110,33 @@ export const meterMetricsSchema = z.object({
   accuracy: accuracySchema.nullable().describe('Test meters only; null otherwise'),
 });
 
+const clampedSchema = z.boolean().describe('true when the `to` asked for was later than now: W ends now instead (SPEC section 4)');
+
 export const metricsResponseSchema = z.object({
   pilotId: z.string(),
   from: z.string().describe('Start of W (ISO 8601, UTC)'),
   to: z.string().describe('End of W, exclusive (ISO 8601, UTC)'),
+  clamped: clampedSchema,
   convention: z.literal(ERROR_CONVENTION).describe('The sign convention of every accuracy error'),
   meters: z.array(meterMetricsSchema),
+});
+
+export const dailyMetricsResponseSchema = z.object({
+  pilotId: z.string(),
+  from: z.string().describe('Start of W (ISO 8601, UTC)'),
+  to: z.string().describe('End of W, exclusive (ISO 8601, UTC)'),
+  clamped: clampedSchema,
+  convention: z.literal(ERROR_CONVENTION),
+  per: z.literal('day'),
+  timezone: z.string().describe('The pilot\'s IANA zone: the days are its local days'),
+  days: z.array(
+    z.object({
+      date: z.string().describe('The local date, YYYY-MM-DD'),
+      from: z.string().describe('Start of the day, or of W on its first day (ISO 8601, UTC)'),
+      to: z.string().describe('End of the day, or of W on its last day, exclusive (ISO 8601, UTC)'),
+      meters: z.array(meterMetricsSchema),
+    }),
+  ),
 });
 
 export const errorCurveResponseSchema = z.object({
@@ -131,6 +144,7 @@ export const errorCurveResponseSchema = z.object({
   reference: z.string(),
   from: z.string(),
   to: z.string(),
+  clamped: clampedSchema,
   convention: z.literal(ERROR_CONVENTION),
   bins: z.array(
     z.object({

@@ -1,15 +1,19 @@
-import { alignIntervals, computeErrorCurve, computeMeterMetrics } from '@flowpilot/metrics';
-import type { ErrorCurveBin, MeterMetrics } from '@flowpilot/metrics';
+import { mapLimit } from '@flowpilot/async';
+import type { ReadingColumns, ReadingsRepository } from '@flowpilot/influx';
+import { alignIntervals, computeErrorCurve, computeMeterMetrics, localDays } from '@flowpilot/metrics';
+import type { ErrorCurveBin, MeterMetrics, TimeWindow } from '@flowpilot/metrics';
+import { FlowPilotError } from '@flowpilot/schema';
 import type { MeterConfig, PilotConfig } from '@flowpilot/schema';
-import { mapLimit } from './influx-metrics.ts';
-import type { ReadingColumns } from './influx-metrics.ts';
-import type { ColumnsReader } from './reading-cache.ts';
+import { validationError } from './api-errors.ts';
+import { createCachedColumnsReader, createDirectColumnsReader } from './reading-cache.ts';
+import type { ColumnsReader, ReadingCacheOptions } from './reading-cache.ts';
 
 /**
- * SPEC section 4 for every meter of the pilot over W = [from, to), from InfluxDB (see
- * influx-metrics.ts for why each meter's raw columns are read and run through packages/metrics).
- * Columns come through a ColumnsReader: reading-cache.ts keeps days that InfluxDB confirms
- * unchanged on every call (one aggregate query), so no answer rests on stale data.
+ * SPEC section 4 for every meter of the pilot over W = [from, to), from the readings repository
+ * (packages/influx readings-repository.ts says why each meter's raw columns are read and run
+ * through packages/metrics). Columns come through a ColumnsReader: reading-cache.ts keeps days
+ * that InfluxDB confirms unchanged on every call (one aggregate query), so no answer rests on
+ * stale data. `createMetricsService` at the end is what the routes and the PDF report use.
  */
 
 /** Meters read from InfluxDB at the same time: influxd answers one query per core, the API parses the next meanwhile. */
@@ -25,6 +29,8 @@ export interface PilotMetricsInput {
   toMs: number;
   /** Rejected messages per meter and reason in W (the durable store's dead letters). */
   rejections: Record<string, Record<string, number>>;
+  /** The caller validated the reader's days over W already (one validation for many windows). */
+  validated?: boolean;
 }
 
 /**
@@ -53,12 +59,7 @@ function readMeter(reader: ColumnsReader, meter: MeterConfig, pilot: PilotConfig
 export async function computePilotMetrics(input: PilotMetricsInput): Promise<ApiMeterMetrics[]> {
   const { reader, pilot, fromMs, toMs, rejections } = input;
   const window = { fromMs, toMs };
-  const widestMarginMs = pilot.meters.reduce((max, m) => Math.max(max, marginMs(m, pilot)), 0);
-  await reader.validate(
-    pilot.meters.map((m) => m.id),
-    fromMs - widestMarginMs,
-    toMs + widestMarginMs,
-  );
+  if (!input.validated) await validateAll(reader, pilot, window);
   const byId = new Map(pilot.meters.map((m) => [m.id, m]));
   // A reference's columns are read once for itself and all its test meters.
   const references = new Map<string, Promise<ReadingColumns>>();
@@ -84,6 +85,15 @@ export async function computePilotMetrics(input: PilotMetricsInput): Promise<Api
   return pilot.meters.map((m) => byMeter.get(m.id) as ApiMeterMetrics);
 }
 
+function validateAll(reader: ColumnsReader, pilot: PilotConfig, window: TimeWindow): Promise<void> {
+  const widestMarginMs = pilot.meters.reduce((max, m) => Math.max(max, marginMs(m, pilot)), 0);
+  return reader.validate(
+    pilot.meters.map((m) => m.id),
+    window.fromMs - widestMarginMs,
+    window.toMs + widestMarginMs,
+  );
+}
+
 /**
  * `duplicates` is left out: InfluxDB stores one point per meter and time (SPEC section 2), so a
  * redelivered reading is invisible once stored and the count would always be 0.
@@ -107,4 +117,78 @@ export async function computeMeterErrorCurve(
     reader.read({ meterId: m.id, fromMs: window.fromMs - margin, toMs: window.toMs + margin, toInclusive: true, temperature: true, totalsOnly: true });
   const [test, ref] = await Promise.all([read(meter), read(reference)]);
   return computeErrorCurve(alignIntervals(test, ref, meter, window), { bins });
+}
+
+/** Rejected messages per meter and reason code in [fromMs, toMs) (SPEC section 4 `rejected`): the durable store's `rejectionCountsByMeter`. */
+export type RejectionsProvider = (fromMs: number, toMs: number) => Record<string, Record<string, number>>;
+
+/** One local day of a window (cut to it) with every meter's metrics for it. */
+export interface DayMetrics {
+  /** YYYY-MM-DD in the pilot's zone. */
+  date: string;
+  window: TimeWindow;
+  meters: ApiMeterMetrics[];
+}
+
+/**
+ * SPEC section 4 over stored readings, for the metrics routes, the PDF report (through the
+ * in-process MetricsSource) and the cache warm-up: the one place the API computes metrics.
+ */
+export interface MetricsService {
+  /** Every meter's metrics over the window. */
+  metrics(window: TimeWindow): Promise<ApiMeterMetrics[]>;
+  /** Every meter's metrics for each local day of the window (each cut to it): the same numbers as `metrics` of that day, in one call. */
+  dailyMetrics(window: TimeWindow): Promise<DayMetrics[]>;
+  /** A test meter's error curve against its reference; ERR_METER_NOT_FOUND or ERR_VALIDATION for a meter that has none. */
+  errorCurve(meterId: string, window: TimeWindow, bins: number): Promise<{ meter: MeterConfig; reference: MeterConfig; bins: ErrorCurveBin[] }>;
+  /** Whether days are kept between requests (reading-cache.ts). */
+  readonly cached: boolean;
+}
+
+export interface MetricsServiceOptions {
+  pilot: PilotConfig;
+  readings: ReadingsRepository;
+  /** The validated day cache of reading-cache.ts (default on); false reads InfluxDB every time. */
+  readingCache?: false | Partial<ReadingCacheOptions>;
+  rejections?: RejectionsProvider;
+}
+
+/** Days computed at once by dailyMetrics: each is already a few meters in parallel. */
+export const DAILY_CONCURRENCY = 2;
+
+export function createMetricsService(options: MetricsServiceOptions): MetricsService {
+  const { pilot, readings } = options;
+  const cached = options.readingCache !== false;
+  const reader = options.readingCache === false ? createDirectColumnsReader(readings) : createCachedColumnsReader(readings, options.readingCache ?? {});
+  const rejections = (window: TimeWindow) => options.rejections?.(window.fromMs, window.toMs) ?? {};
+  const byId = new Map(pilot.meters.map((m) => [m.id, m]));
+  const meterOr404 = (id: string): MeterConfig => {
+    const meter = byId.get(id);
+    if (!meter) throw new FlowPilotError('ERR_METER_NOT_FOUND', `No meter "${id}" in pilot ${pilot.pilot.id}. GET /api/v1/pilot lists its meters`);
+    return meter;
+  };
+
+  return {
+    cached,
+    metrics: (window) => computePilotMetrics({ reader, pilot, ...window, rejections: rejections(window) }),
+
+    async dailyMetrics(window) {
+      // One validation of the cached days for the whole window, then each day read from the cache.
+      await validateAll(reader, pilot, window);
+      return mapLimit(localDays(window, pilot.pilot.timezone), DAILY_CONCURRENCY, async (day) => ({
+        date: day.date,
+        window: day.window,
+        meters: await computePilotMetrics({ reader, pilot, ...day.window, rejections: rejections(day.window), validated: true }),
+      }));
+    },
+
+    async errorCurve(meterId, window, bins) {
+      const meter = meterOr404(meterId);
+      if (meter.role !== 'test' || !meter.reference) {
+        throw validationError(`Meter "${meter.id}" is a ${meter.role} meter; an error curve needs a test meter installed in series with a reference`);
+      }
+      const reference = meterOr404(meter.reference);
+      return { meter, reference, bins: await computeMeterErrorCurve(reader, meter, reference, window, bins) };
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readingLine } from '@flowpilot/influx';
+import { createReadingsRepository, readingLine } from '@flowpilot/influx';
 import type { Reading } from '@flowpilot/schema';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
 import { connectMeter, eventually, makePilot, startTestPipeline, wireReading } from '../../../test/helpers/pipeline.ts';
@@ -16,8 +16,8 @@ describe('the validated day cache against a real influxd', () => {
     // Three days, a reading every 6 h, one at the very end of the window to test the inclusive bound.
     const readings = Array.from({ length: 12 }, (_, i) => reading(i, T0 + i * 6 * 3_600_000));
     await influx.write(readings.map((r) => line(r)));
-    const cached = createCachedColumnsReader(influx);
-    const direct = createDirectColumnsReader(influx);
+    const cached = createCachedColumnsReader(createReadingsRepository(influx));
+    const direct = createDirectColumnsReader(createReadingsRepository(influx));
     const query = { meterId: 'C1', fromMs: T0 + 3_600_000, toMs: T0 + 2 * DAY + 12 * 3_600_000, toInclusive: true, temperature: true };
     const read = async (reader: typeof cached) => {
       await reader.validate(['C1'], query.fromMs, query.toMs);
@@ -44,7 +44,7 @@ describe('the validated day cache against a real influxd', () => {
   it('evicts the least recently used days past its byte limit and still answers right', async () => {
     const influx = await createTestInflux();
     await influx.write(Array.from({ length: 5 }, (_, d) => line(reading(d, T0 + d * DAY + 1000))));
-    const cached = createCachedColumnsReader(influx, { maxBytes: 2 * (8 * 7 + 128) });
+    const cached = createCachedColumnsReader(createReadingsRepository(influx), { maxBytes: 2 * (8 * 7 + 128) });
     const query = { meterId: 'C1', fromMs: T0, toMs: T0 + 5 * DAY };
     await cached.validate(['C1'], query.fromMs, query.toMs);
     expect(Array.from((await cached.read(query)).seq)).toEqual([0, 1, 2, 3, 4]);
@@ -67,7 +67,7 @@ describe('the cache validated by the ingest\'s log of written days', () => {
 
       let influxQueries = 0;
       const counted = { ...influx, query: (q: string) => ((influxQueries += 1), influx.query(q)) };
-      const cached = createCachedColumnsReader(counted, { writtenDays: pipeline.store });
+      const cached = createCachedColumnsReader(createReadingsRepository(counted), { writtenDays: pipeline.store });
       const query = { meterId: 'C1', fromMs: dayStart, toMs: dayStart + DAY };
       const read = async () => {
         await cached.validate(['C1'], query.fromMs, query.toMs);

@@ -1,13 +1,11 @@
-import { quoteIdentifier, timeLiteral } from '@flowpilot/influx';
-import type { InfluxClient } from '@flowpilot/influx';
-import { emptyReadingColumns, queryReadingColumns } from './influx-metrics.ts';
-import type { ColumnsQuery, ReadingColumns } from './influx-metrics.ts';
+import { emptyReadingColumns } from '@flowpilot/influx';
+import type { ColumnsQuery, ReadingColumns, ReadingsRepository } from '@flowpilot/influx';
 
 /**
  * A validated cache of each meter's reading columns, one entry per meter and UTC day.
  *
  * Reading a month of one-minute data out of InfluxDB 1.6 costs ~0.25 s per meter (its JSON
- * encoding, measured in influx-metrics.ts), so /api/v1/metrics over 20 meters would take
+ * encoding, measured in packages/influx readings-repository.ts), so /api/v1/metrics over 20 meters would take
  * seconds. Most of those days do not change between two requests, so they are kept here — but
  * never trusted blindly: before each use, ONE aggregate query over all meters asks InfluxDB for
  * each day's `count(total)` and `max(received_at)`, and a day whose pair differs from the cached
@@ -57,10 +55,10 @@ interface DayEntry {
 }
 
 /** Reads without a cache: what the API did before, and what tests compare against. */
-export function createDirectColumnsReader(influx: InfluxClient): ColumnsReader {
+export function createDirectColumnsReader(readings: ReadingsRepository): ColumnsReader {
   return {
     validate: async () => {},
-    read: (query) => queryReadingColumns(influx, query),
+    read: (query) => readings.columns(query),
     stats: () => ({ entries: 0, bytes: 0, hits: 0, misses: 0 }),
   };
 }
@@ -104,7 +102,7 @@ function splitByDay(columns: ReadingColumns, firstDayMs: number, dayCount: numbe
   return days;
 }
 
-export function createCachedColumnsReader(influx: InfluxClient, options: Partial<ReadingCacheOptions> = {}): ColumnsReader {
+export function createCachedColumnsReader(readings: ReadingsRepository, options: Partial<ReadingCacheOptions> = {}): ColumnsReader {
   const settings = { ...DEFAULT_READING_CACHE_OPTIONS, ...options };
   const entries = new Map<string, DayEntry>();
   const inflight = new Map<string, Promise<ReadingColumns[]>>();
@@ -135,7 +133,7 @@ export function createCachedColumnsReader(influx: InfluxClient, options: Partial
 
   /** Reads the days [firstDayMs, firstDayMs + n days) of one meter in one query. */
   async function fetchDays(meterId: string, firstDayMs: number, dayCount: number): Promise<ReadingColumns[]> {
-    const columns = await queryReadingColumns(influx, { meterId, fromMs: firstDayMs, toMs: firstDayMs + dayCount * DAY_MS, temperature: true });
+    const columns = await readings.columns({ meterId, fromMs: firstDayMs, toMs: firstDayMs + dayCount * DAY_MS, temperature: true });
     return splitByDay(columns, firstDayMs, dayCount);
   }
 
@@ -155,20 +153,13 @@ export function createCachedColumnsReader(influx: InfluxClient, options: Partial
       const firstDay = Math.floor(fromMs / DAY_MS) * DAY_MS;
       const endDay = Math.floor(toMs / DAY_MS) * DAY_MS + DAY_MS;
       const wanted = new Set(meterIds);
-      const series = await influx.query(
-        `SELECT count(${quoteIdentifier('total')}), max(${quoteIdentifier('received_at')}) FROM ${quoteIdentifier('reading')} ` +
-          `WHERE time >= ${timeLiteral(firstDay)} AND time < ${timeLiteral(endDay)} GROUP BY ${quoteIdentifier('meter')}, time(1d)`,
-      );
       const seen = new Set<string>();
-      for (const s of series) {
-        const meterId = s.tags?.meter;
-        if (!meterId || !wanted.has(meterId)) continue;
-        for (const [time, count, max] of s.values as [number, number | null, number | null][]) {
-          const k = key(meterId, time);
-          seen.add(k);
-          const entry = entries.get(k);
-          if (entry && (entry.count !== (count ?? 0) || entry.maxReceivedAtMs !== (count ? max : null))) drop(k);
-        }
+      for (const stamp of await readings.dayStamps({ fromMs, toMs })) {
+        if (!wanted.has(stamp.meterId)) continue;
+        const k = key(stamp.meterId, stamp.dayMs);
+        seen.add(k);
+        const entry = entries.get(k);
+        if (entry && (entry.count !== stamp.count || entry.maxReceivedAtMs !== stamp.maxReceivedAtMs)) drop(k);
       }
       // A cached day InfluxDB no longer reports any point for (dropped data) is stale too.
       for (const meterId of wanted) {

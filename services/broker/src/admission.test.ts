@@ -35,13 +35,20 @@ function isEmptyArray(payload: Uint8Array | string): boolean {
   }
 }
 
-/** Sound output: records of the topic's meter, dead letters with a catalogue code and a reason; nothing silently dropped. */
+/**
+ * Sound output: records of the topic's meter, each with the kind and time its line carries (the
+ * ingest's bookkeeping reads those, never the line); dead letters with a catalogue code and a
+ * reason; nothing silently dropped.
+ */
 function expectSound(publish: PublishToAdmit, admission: Admission): void {
-  const meterId = /^meters\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})\/(readings|status)$/.exec(publish.topic)?.[1];
+  const topicMatch = /^meters\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})\/(readings|status)$/.exec(publish.topic);
+  const meterId = topicMatch?.[1];
   for (const record of admission.records) {
     expect(record.meterId).toBe(meterId);
     expect(record.receivedAtMs).toBe(NOW);
-    expect(record.line).toMatch(new RegExp(`^(reading|status),meter=${meterId}[ ,]`));
+    expect(record.kind).toBe(topicMatch?.[2] === 'readings' ? 'reading' : 'status');
+    expect(record.line).toMatch(new RegExp(`^${record.kind},meter=${meterId}[ ,]`));
+    expect(record.line.endsWith(` ${record.tsMs}`)).toBe(true);
     expect(record.line).not.toMatch(/[\r\n]|NaN|Infinity/);
   }
   for (const letter of admission.deadLetters) {
@@ -95,17 +102,100 @@ describe('admitPublish never throws (properties)', () => {
   });
 });
 
-describe('admitPublish', () => {
-  it('spools a valid reading and a valid status with their meter id', () => {
-    const reading = admit('meters/M1/readings', JSON.stringify(good));
-    expect(reading.deadLetters).toEqual([]);
-    expect(reading.records).toEqual([{ receivedAtMs: NOW, meterId: 'M1', line: expect.stringMatching(/^reading,meter=M1,site=S1 flow=42.7,total=1250.5,/) as unknown }]);
-    const status = admit('meters/M1/status', JSON.stringify({ online: true, ts: NOW - 1000, firmware: 'fw-2' }));
-    expect(status).toEqual({ records: [{ receivedAtMs: NOW, meterId: 'M1', line: `status,meter=M1 online=true ${NOW - 1000}` }], deadLetters: [] });
+/** What a case expects: the records' kind and time, and each dead letter's code and what it kept. */
+interface Outcome {
+  records: { kind: 'reading' | 'status'; tsMs: number }[];
+  /** `kept`: 'whole payload', or the rejected batch element (parsed back from the letter). */
+  deadLetters: { code: string; kept: unknown }[];
+}
+
+function outcomeOf(admission: Admission, payload: string): Outcome {
+  return {
+    records: admission.records.map((r) => ({ kind: r.kind, tsMs: r.tsMs })),
+    deadLetters: admission.deadLetters.map((l) => ({ code: l.code, kept: l.payload === payload ? 'whole payload' : (JSON.parse(l.payload) as unknown) })),
+  };
+}
+
+const reading = (extra: Record<string, unknown> = {}) => ({ ...good, ...extra });
+const one = (tsMs: number): Outcome => ({ records: [{ kind: 'reading', tsMs }], deadLetters: [] });
+const rejected = (code: string, kept: unknown = 'whole payload'): Outcome => ({ records: [], deadLetters: [{ code, kept }] });
+/** A pilot whose site name line protocol cannot carry (a backslash): the schema passes the reading, the line cannot be built. */
+const unwritableSite: AdmissionContext = { ...ctx, registry: { ...registry, get: (id) => ({ ...registry.get(id)!, site: 'Pump\\station' }) } };
+const MIDNIGHT = Date.parse('2026-11-25T00:00:00.000Z');
+
+const CASES: { name: string; topic?: string; payload: string; ctx?: AdmissionContext; expected: Outcome }[] = [
+  // Readings that are spooled, each with its own time beside its line.
+  { name: 'a reading', payload: JSON.stringify(good), expected: one(NOW - 60_000) },
+  { name: 'a reading timed in ISO 8601 with an offset', payload: JSON.stringify(reading({ ts: '2026-11-25T14:59:00.000+05:00' })), expected: one(NOW - 60_000) },
+  {
+    name: 'a backfill array across midnight (UTC)',
+    payload: JSON.stringify([reading({ seq: 1, ts: MIDNIGHT - 60_000 }), reading({ seq: 2, ts: MIDNIGHT }), reading({ seq: 3, ts: MIDNIGHT + 60_000 })]),
+    expected: { records: [MIDNIGHT - 60_000, MIDNIGHT, MIDNIGHT + 60_000].map((tsMs) => ({ kind: 'reading' as const, tsMs })), deadLetters: [] },
+  },
+  {
+    name: 'a batch with good and bad elements: the good kept, each bad one as itself, a too-deep one as the whole payload',
+    payload: `[${JSON.stringify(good)},${JSON.stringify(reading({ seq: 8, flow: 2e6 }))},${deepArrayText(10_000)},${JSON.stringify(reading({ seq: 9, ts: NOW - 30_000 }))}]`,
+    expected: {
+      records: [{ kind: 'reading', tsMs: NOW - 60_000 }, { kind: 'reading', tsMs: NOW - 30_000 }],
+      deadLetters: [{ code: 'ERR_OUT_OF_RANGE', kept: reading({ seq: 8, flow: 2e6 }) }, { code: 'ERR_READING_SCHEMA', kept: 'whole payload' }],
+    },
+  },
+  { name: 'an empty array', payload: '[]', expected: { records: [], deadLetters: [] } },
+  // Each rejection code of a reading (SPEC section 1).
+  { name: 'invalid JSON', payload: '{"v":1,"meterId":"M1",', expected: rejected('ERR_READING_JSON') },
+  { name: 'a reading without flow and total', payload: JSON.stringify({ v: 1, meterId: 'M1', seq: 1, ts: NOW }), expected: rejected('ERR_READING_SCHEMA') },
+  { name: 'a 10,000-deep array', payload: deepArrayText(10_000), expected: rejected('ERR_READING_SCHEMA') },
+  { name: 'a non-finite number', payload: JSON.stringify(good).replace('"flow":42.7', '"flow":1e999'), expected: rejected('ERR_READING_NON_FINITE') },
+  { name: 'an unknown wire format version', payload: JSON.stringify(reading({ v: 2 })), expected: rejected('ERR_READING_VERSION') },
+  { name: 'another meter\'s id', payload: JSON.stringify(reading({ meterId: 'M2' })), expected: rejected('ERR_METER_MISMATCH') },
+  { name: 'a meter not in the pilot', topic: 'meters/GHOST/readings', payload: JSON.stringify(reading({ meterId: 'GHOST' })), expected: rejected('ERR_METER_UNKNOWN') },
+  { name: 'an implausible flow', payload: JSON.stringify(reading({ flow: 2e6 })), expected: rejected('ERR_OUT_OF_RANGE') },
+  { name: 'a reading an hour ahead', payload: JSON.stringify(reading({ ts: NOW + 3_600_000 })), expected: rejected('ERR_TS_FUTURE') },
+  { name: 'a reading older than retention', payload: JSON.stringify(reading({ ts: NOW - 31 * 86_400_000 })), expected: rejected('ERR_TS_TOO_OLD') },
+  { name: 'a payload over the size limit', payload: JSON.stringify(reading({ pad: 'x'.repeat(300) })), ctx: { ...ctx, maxPayloadBytes: 256 }, expected: rejected('ERR_PAYLOAD_TOO_LARGE') },
+  { name: 'an array of 1001 readings', payload: JSON.stringify(Array.from({ length: 1001 }, (_, seq) => reading({ seq }))), expected: rejected('ERR_BATCH_TOO_LARGE') },
+  {
+    name: 'a reading line protocol cannot carry',
+    payload: JSON.stringify(good),
+    ctx: unwritableSite,
+    expected: { records: [], deadLetters: [{ code: 'ERR_INFLUX_REJECTED_LINE', kept: expect.objectContaining({ meterId: 'M1', seq: 7, tsMs: NOW - 60_000 }) }] },
+  },
+  // Statuses: spooled with their own time, or the time of receipt when they carry none.
+  { name: 'a status', topic: 'meters/M1/status', payload: JSON.stringify({ online: true, ts: NOW - 1000, firmware: 'fw-2' }), expected: { records: [{ kind: 'status', tsMs: NOW - 1000 }], deadLetters: [] } },
+  { name: 'a status without ts (a last will)', topic: 'meters/M1/status', payload: '{"online":false}', expected: { records: [{ kind: 'status', tsMs: NOW }], deadLetters: [] } },
+  { name: 'a status that is not {online}', topic: 'meters/M1/status', payload: '{"online":"yes"}', expected: rejected('ERR_STATUS_SCHEMA') },
+  { name: 'a status after 2262', topic: 'meters/M1/status', payload: JSON.stringify({ online: true, ts: '2262-04-12T00:00:00.000Z' }), expected: rejected('ERR_TS_FUTURE') },
+  { name: 'a status older than retention', topic: 'meters/M1/status', payload: JSON.stringify({ online: false, ts: NOW - 31 * 86_400_000 }), expected: rejected('ERR_TS_TOO_OLD') },
+  { name: 'a status over 4 KiB', topic: 'meters/M1/status', payload: JSON.stringify({ online: true, pad: 'x'.repeat(4096) }), expected: rejected('ERR_PAYLOAD_TOO_LARGE') },
+  { name: 'a 10,000-deep status', topic: 'meters/M1/status', payload: deepArrayText(10_000), expected: rejected('ERR_PAYLOAD_TOO_LARGE') },
+  { name: 'the status of a meter not in the pilot', topic: 'meters/GHOST/status', payload: '{"online":true}', expected: rejected('ERR_METER_UNKNOWN') },
+  // Outside meters/{id}/readings|status (the ACL refuses those before): nothing at all.
+  { name: 'another topic', topic: 'other/topic', payload: 'x', expected: { records: [], deadLetters: [] } },
+];
+
+describe('admitPublish, case by case', () => {
+  it.each(CASES)('$name', ({ topic = 'meters/M1/readings', payload, ctx: context = ctx, expected }) => {
+    const publish = { topic, payload, clientId: 'c1' };
+    const admission = admitPublish(publish, context);
+    expectSound(publish, admission);
+    expect(outcomeOf(admission, payload)).toEqual(expected);
   });
 
-  it('ignores a topic outside meters/{id}/readings|status (the ACL refuses those before)', () => {
-    expect(admit('other/topic', 'x')).toEqual({ records: [], deadLetters: [] });
+  it('covers every rejection code', () => {
+    const covered = new Set(CASES.flatMap((c) => c.expected.deadLetters.map((l) => l.code)));
+    expect([...covered].sort()).toEqual([...REJECTION_CODES].sort());
+  });
+});
+
+describe('admitPublish', () => {
+  it('spools a valid reading and a valid status with their meter id, kind and time', () => {
+    const reading = admit('meters/M1/readings', JSON.stringify(good));
+    expect(reading.deadLetters).toEqual([]);
+    expect(reading.records).toEqual([
+      { receivedAtMs: NOW, meterId: 'M1', kind: 'reading', tsMs: NOW - 60_000, line: expect.stringMatching(/^reading,meter=M1,site=S1 flow=42.7,total=1250.5,/) as unknown },
+    ]);
+    const status = admit('meters/M1/status', JSON.stringify({ online: true, ts: NOW - 1000, firmware: 'fw-2' }));
+    expect(status).toEqual({ records: [{ receivedAtMs: NOW, meterId: 'M1', kind: 'status', tsMs: NOW - 1000, line: `status,meter=M1 online=true ${NOW - 1000}` }], deadLetters: [] });
   });
 
   it.each([10_000, 100_000])('keeps a %i-deep array as one dead letter', (depth) => {
@@ -117,32 +207,17 @@ describe('admitPublish', () => {
     expect(admit('meters/M1/status', payload).deadLetters.map((l) => l.code)).toEqual(['ERR_PAYLOAD_TOO_LARGE']);
   });
 
-  it('in a batch, keeps the good readings, a bad element as itself, and a too-deep element as the whole payload', () => {
-    const bad = { ...good, seq: 8, flow: 2e6 };
-    const payload = `[${JSON.stringify(good)},${JSON.stringify(bad)},${deepArrayText(10_000)},${JSON.stringify({ ...good, seq: 9 })}]`;
-    const { records, deadLetters } = admit('meters/M1/readings', payload);
-    expect(records.map((r) => /seq=(\d+)i/.exec(r.line)?.[1])).toEqual(['7', '9']);
-    expect(deadLetters.map((l) => [l.code, l.payload === payload ? 'whole payload' : JSON.parse(l.payload)])).toEqual([
-      ['ERR_OUT_OF_RANGE', bad],
-      ['ERR_READING_SCHEMA', 'whole payload'],
-    ]);
-    expect(deadLetters[0]?.reason).toMatch(/^reading \[1\]: flow 2000000 m³\/h is above the plausible maximum 1000000 m³\/h\. A value is outside/);
+  it('names a bad batch element by its index and says what to do', () => {
+    const payload = `[${JSON.stringify(good)},${JSON.stringify({ ...good, seq: 8, flow: 2e6 })}]`;
+    expect(admit('meters/M1/readings', payload).deadLetters[0]?.reason).toMatch(/^reading \[1\]: flow 2000000 m³\/h is above the plausible maximum 1000000 m³\/h\. A value is outside/);
   });
 
-  it.each([
-    ['a status after 2262', { online: true, ts: '2262-04-12T00:00:00.000Z' }, 'ERR_TS_FUTURE'],
-    ['a status older than retention', { online: false, ts: NOW - 31 * 86_400_000 }, 'ERR_TS_TOO_OLD'],
-    ['a status over 4 KiB', { online: true, pad: 'x'.repeat(4096) }, 'ERR_PAYLOAD_TOO_LARGE'],
-  ])('dead-letters %s instead of spooling it', (_name, body, code) => {
-    const payload = JSON.stringify(body);
+  it('gives a dead letter of a status its topic, meter, client and time of receipt', () => {
+    const payload = JSON.stringify({ online: false, ts: NOW - 31 * 86_400_000 });
     expect(admit('meters/M1/status', payload)).toEqual({
       records: [],
-      deadLetters: [{ receivedAtMs: NOW, topic: 'meters/M1/status', meterId: 'M1', clientId: 'c1', code, reason: expect.any(String) as unknown, payload }],
+      deadLetters: [{ receivedAtMs: NOW, topic: 'meters/M1/status', meterId: 'M1', clientId: 'c1', code: 'ERR_TS_TOO_OLD', reason: expect.any(String) as unknown, payload }],
     });
-  });
-
-  it('dead-letters the status of a meter not in the pilot', () => {
-    expect(admit('meters/GHOST/status', '{"online":true}').deadLetters).toMatchObject([{ code: 'ERR_METER_UNKNOWN', meterId: 'GHOST' }]);
   });
 
   it('turns an unexpected throw into a dead letter of the whole payload, whatever was thrown', () => {

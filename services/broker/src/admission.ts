@@ -3,7 +3,8 @@ import { describeRejection, parseMeterTopic, validateReadingPayload, validateSta
 import type { DeadLetterInput, SpoolRecord } from '@flowpilot/store';
 
 /**
- * What one publish becomes: InfluxDB lines for the spool and dead letters with their reasons
+ * What one publish becomes: InfluxDB lines for the spool, each with its meter, kind and time
+ * (the ingest's bookkeeping reads those, never the line), and dead letters with their reasons
  * (SPEC sections 1, 2 and 6). Pure apart from the time passed in; the broker calls it before
  * the PUBACK, and `flowpilot deadletters replay` calls it again for a dead letter after the
  * operator fixed its cause (a meter added to the pilot file, a meter's clock).
@@ -80,7 +81,7 @@ function admit(publish: PublishToAdmit, topic: MeterTopic, ctx: AdmissionContext
     const site = ctx.registry.get(topic.meterId)?.site ?? '';
     for (const reading of result.readings) {
       try {
-        records.push({ receivedAtMs, meterId: topic.meterId, line: readingLine(reading, site, receivedAtMs) });
+        records.push({ receivedAtMs, meterId: topic.meterId, kind: 'reading', tsMs: reading.tsMs, line: readingLine(reading, site, receivedAtMs) });
       } catch (error) {
         // A value line protocol cannot carry (the schema should have caught it): keep it as a dead letter.
         deadLetter({ code: 'ERR_INFLUX_REJECTED_LINE', reason: thrownMessage(error), item: reading });
@@ -92,7 +93,7 @@ function admit(publish: PublishToAdmit, topic: MeterTopic, ctx: AdmissionContext
     if ('code' in status) deadLetter(status);
     else {
       try {
-        records.push({ receivedAtMs, meterId: topic.meterId, line: statusLine(status) });
+        records.push({ receivedAtMs, meterId: topic.meterId, kind: 'status', tsMs: status.tsMs, line: statusLine(status) });
       } catch (error) {
         deadLetter({ code: 'ERR_INFLUX_REJECTED_LINE', reason: thrownMessage(error) });
       }

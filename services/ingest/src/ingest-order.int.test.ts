@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InfluxError, type InfluxClient } from '@flowpilot/influx';
 import { openDurableStore, type DurableStore } from '@flowpilot/store';
 import { createIngest } from './ingest.ts';
@@ -45,34 +45,45 @@ function scriptedInflux(): { client: InfluxClient; writes: PendingWrite[]; writt
   return { client, writes, written };
 }
 
-const until = async (check: () => boolean) => {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
-  expect(check()).toBe(true);
-};
-
 describe('ingest ordering with two writes in flight', () => {
   it('does not acknowledge a later batch before an earlier one, and resends both after the earlier one fails', async () => {
     const spool = store();
     // Six messages of one reading each: six spool rows, two batches of three.
-    await Promise.all(Array.from({ length: 6 }, (_, i) => spool.append([{ receivedAtMs: i, line: `l${i}`, meterId: 'M1' }])));
+    await Promise.all(Array.from({ length: 6 }, (_, i) => spool.append([{ receivedAtMs: i, line: `l${i}`, meterId: 'M1', kind: 'reading', tsMs: i }])));
     const influx = scriptedInflux();
-    const ingest = createIngest({ store: spool, influx: influx.client, log: pino({ level: 'silent' }), batchSize: 3, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))) });
+    // What the spool held each time the ingest reported a fact: proof that it acted, then what it did.
+    const depthAtFailure: number[] = [];
+    const depthAtWritten: number[] = [];
+    const ingest = createIngest({
+      store: spool,
+      influx: influx.client,
+      log: pino({ level: 'silent' }),
+      batchSize: 3,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))),
+      events: {
+        writeFailed: () => depthAtFailure.push(spool.depth().records),
+        batchWritten: () => depthAtWritten.push(spool.depth().records),
+      },
+    });
     ingest.start();
 
-    await until(() => influx.writes.length === 2);
+    await vi.waitFor(() => expect(influx.writes).toHaveLength(2));
     expect(influx.writes.map((w) => w.lines)).toEqual([['l0', 'l1', 'l2'], ['l3', 'l4', 'l5']]);
-    // The second batch is confirmed first: nothing may leave the spool yet.
+    // The second batch is confirmed first, then the first fails: once the ingest has handled the
+    // failure, nothing may have left the spool in between, and no batch counts as written.
     influx.writes[1]!.resolve();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(spool.depth().records).toBe(6);
-    // The first fails: both are sent again from the head.
     influx.writes[0]!.reject(new InfluxError('unavailable', 'down'));
-    await until(() => influx.writes.length === 4);
+    await vi.waitFor(() => expect(depthAtFailure).toHaveLength(1));
+    expect(depthAtFailure).toEqual([6]);
+    expect(depthAtWritten).toEqual([]);
+    // Both are sent again from the head.
+    await vi.waitFor(() => expect(influx.writes).toHaveLength(4));
     expect(influx.writes.slice(2).map((w) => w.lines)).toEqual([['l0', 'l1', 'l2'], ['l3', 'l4', 'l5']]);
     influx.writes[2]!.resolve();
-    await until(() => spool.depth().records === 3);
+    await vi.waitFor(() => expect(depthAtWritten).toEqual([3]));
     influx.writes[3]!.resolve();
-    await until(() => spool.depth().records === 0);
+    await vi.waitFor(() => expect(depthAtWritten).toEqual([3, 0]));
+    expect(depthAtFailure).toEqual([6]);
     await ingest.stop();
     spool.close();
   });

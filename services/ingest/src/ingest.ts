@@ -1,7 +1,7 @@
 import { setTimeout as sleepTimer } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { InfluxError, writeIsolating, type InfluxClient, type IsolatedWriteResult } from '@flowpilot/influx';
-import type { DeadLetterInput, DurableStore, SpoolBatch, WrittenDay } from '@flowpilot/store';
+import type { DeadLetterInput, DurableStore, SpoolBatch } from '@flowpilot/store';
 import { nextBackoffMs, type BackoffOptions } from './backoff.ts';
 
 /**
@@ -9,7 +9,8 @@ import { nextBackoffMs, type BackoffOptions } from './backoff.ts';
  * order, writes a batch, and removes it from the spool only after InfluxDB confirmed it, so
  * a crash at any moment re-writes at most one batch, which InfluxDB stores as the same points
  * (same series and time: an overwrite). While InfluxDB is down it backs off; the spool holds
- * everything meanwhile.
+ * everything meanwhile. The lines are InfluxDB's and only InfluxDB's: what the ingest needs to
+ * know about them (their meter, the meter-days written) comes from the spool beside them.
  */
 export interface IngestOptions {
   store: DurableStore;
@@ -23,6 +24,8 @@ export interface IngestOptions {
   backoff: BackoffOptions;
   clock: { now(): number };
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** The backoff's jitter source, 0 <= x < 1 (tests pass a fixed one). */
+  random: () => number;
   /** Facts for metrics (past-tense events, STYLE naming). */
   events: IngestEvents;
 }
@@ -39,6 +42,7 @@ export const DEFAULT_INGEST_OPTIONS = {
   backoff: { initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 },
   clock: { now: () => Date.now() },
   sleep: (ms: number, signal: AbortSignal) => sleepTimer(ms, undefined, { signal }).catch(() => undefined),
+  random: Math.random,
   events: {},
 } satisfies Partial<IngestOptions>;
 
@@ -50,29 +54,6 @@ export interface IngestStats {
   influxAvailable: boolean;
   lastError: string | null;
   lastWriteLatencyMs: number | null;
-}
-
-const DAY_MS = 86_400_000;
-
-/**
- * The UTC meter-days a batch of `reading` lines touches (the API's cache drops exactly those).
- * Meter ids are plain ([A-Za-z0-9_.-], SPEC section 1): the tag needs no unescaping.
- */
-export function writtenDaysOf(lines: readonly string[]): WrittenDay[] {
-  const seen = new Set<string>();
-  const days: WrittenDay[] = [];
-  for (const line of lines) {
-    if (!line.startsWith('reading,meter=')) continue;
-    const meterEnd = line.indexOf(',', 14);
-    const meterId = line.slice(14, meterEnd);
-    const dayMs = Math.floor(Number(line.slice(line.lastIndexOf(' ') + 1)) / DAY_MS) * DAY_MS;
-    const key = `${meterId} ${dayMs}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      days.push({ meterId, dayMs });
-    }
-  }
-  return days;
 }
 
 export interface Ingest {
@@ -101,14 +82,28 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
   let failures = 0;
   const unsubscribe = store.onAppended(() => wake?.());
 
+  /**
+   * Until an append wakes us, the poll interval passes, or stop(). A wake ends the idle sleep
+   * too: under load the ingest waits thousands of times a second, and each left-over sleep
+   * would hold a timer and a listener on the stop signal until its interval ran out.
+   */
   function waitForRecords(): Promise<void> {
     return new Promise<void>((resolve) => {
+      const idle = new AbortController();
+      const endIdle = () => idle.abort();
+      stopper.signal.addEventListener('abort', endIdle, { once: true });
+      let settled = false;
       const done = () => {
-        wake = null;
+        if (settled) return;
+        settled = true;
+        // Only our own: a later wait may have set its own by the time the idle sleep settles.
+        if (wake === done) wake = null;
+        stopper.signal.removeEventListener('abort', endIdle);
+        idle.abort();
         resolve();
       };
       wake = done;
-      void settings.sleep(settings.idlePollMs, stopper.signal).then(done);
+      void settings.sleep(settings.idlePollMs, idle.signal).then(done);
     });
   }
 
@@ -117,7 +112,7 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
     const kind = error instanceof InfluxError ? error.kind : 'unexpected';
     stats.writeErrors[kind] = (stats.writeErrors[kind] ?? 0) + 1;
     stats.lastError = (error as Error).message;
-    const delayMs = nextBackoffMs(failures, settings.backoff, error instanceof InfluxError ? error.retryAfterMs() : undefined);
+    const delayMs = nextBackoffMs(failures, settings.backoff, error instanceof InfluxError ? error.retryAfterMs() : undefined, settings.random);
     settings.events.writeFailed?.({ kind, retryInMs: delayMs });
     if (error instanceof InfluxError && error.canRetry()) {
       stats.influxAvailable = false;
@@ -132,32 +127,42 @@ export function createIngest(options: Partial<IngestOptions> & Pick<IngestOption
   }
 
   interface BatchInFlight {
-    lastId: number;
+    spooled: SpoolBatch;
     startedAt: number;
     write: Promise<IsolatedWriteResult>;
-    days: WrittenDay[];
   }
 
-  function send(batch: SpoolBatch): BatchInFlight {
-    const write = writeIsolating(influx, batch.lines);
+  function send(spooled: SpoolBatch): BatchInFlight {
+    const write = writeIsolating(influx, spooled.lines);
     // Settled here too, so a failed write that waits behind an older one is never "unhandled".
     write.catch(() => undefined);
-    return { lastId: batch.lastId, startedAt: clock.now(), write, days: writtenDaysOf(batch.lines) };
+    return { spooled, startedAt: clock.now(), write };
   }
 
-  /** Removes a confirmed batch from the spool (strictly in order) and keeps InfluxDB's refusals. */
-  function confirm(batch: BatchInFlight, result: IsolatedWriteResult): void {
-    const now = clock.now();
-    const refused: DeadLetterInput[] = result.rejected.map((r) => ({
+  /** The lines InfluxDB refused, as dead letters of the meter the spool kept beside each line. */
+  function refusedLines(spooled: SpoolBatch, result: IsolatedWriteResult, now: number): DeadLetterInput[] {
+    if (result.rejected.length === 0) return [];
+    const meterOfLine = new Map<string, string>();
+    spooled.lines.forEach((line, i) => meterOfLine.set(line, spooled.meterIds[i] ?? ''));
+    return result.rejected.map((r) => ({
       receivedAtMs: now,
       topic: '(influxdb write)',
-      meterId: /(?:^|,)meter=([^,\s]+)/.exec(r.line)?.[1] ?? null,
+      meterId: meterOfLine.get(r.line) || null,
       clientId: null,
       code: 'ERR_INFLUX_REJECTED_LINE',
       reason: r.reason,
       payload: r.line,
     }));
-    store.acknowledge(batch.lastId, refused, batch.days);
+  }
+
+  /**
+   * Removes a confirmed batch from the spool (strictly in order), keeps InfluxDB's refusals, and
+   * so logs the meter-days written (the store knows them from what was appended).
+   */
+  function confirm(batch: BatchInFlight, result: IsolatedWriteResult): void {
+    const now = clock.now();
+    const refused = refusedLines(batch.spooled, result, now);
+    store.acknowledge(batch.spooled.lastId, refused);
     if (refused.length > 0) log.warn({ count: refused.length, first: refused[0]?.reason }, 'InfluxDB refused some lines; they are kept as dead letters (flowpilot deadletters list)');
     stats.batchesWritten += 1;
     stats.linesWritten += result.written;

@@ -1,4 +1,5 @@
-export { createSimulator, DEFAULT_SIMULATOR_OPTIONS, FIRMWARE } from './simulator.ts';
+export { createSimulator, DEFAULT_SIMULATOR_OPTIONS } from './simulator.ts';
+export { FIRMWARE } from './mqtt-link.ts';
 export type { Simulator, SimulatorLog, SimulatorOptions, SimulatorStats } from './simulator.ts';
 export {
   createMeterModel,
@@ -13,4 +14,3 @@ export {
 export type { ErrorModel, FaultOptions, MeterModel, ModelOptions, ModelOptionsInput } from './meter-model.ts';
 export { demandLevel, meterZones } from './demand.ts';
 export type { LeakOptions, Zones } from './demand.ts';
-export { parseDuration } from './duration.ts';

@@ -7,6 +7,7 @@ import { Aedes } from 'aedes';
 import { connectAsync } from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../../test/helpers/wait.ts';
 import { createMeterModel, generateReadings } from './meter-model.ts';
 import { createSimulator } from './simulator.ts';
 import type { Simulator } from './simulator.ts';
@@ -33,14 +34,6 @@ async function startBroker(): Promise<World> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('createSimulator', () => {
@@ -97,7 +90,8 @@ describe('createSimulator', () => {
       expectedTotal += readings.length;
     }
     expect(simulator.stats()).toEqual({ published: expectedTotal, acked: expectedTotal, backfilled: expectedTotal });
-    await waitFor(() => [...received.values()].reduce((n, rs) => n + rs.length, 0) >= expectedTotal, 10_000);
+    const count = () => [...received.values()].reduce((n, rs) => n + rs.length, 0);
+    await eventually(count, (n) => n >= expectedTotal, 10_000, (n) => `${n} of ${expectedTotal} readings received`);
 
     for (const meter of pilot.meters) {
       const got = received.get(meter.id) ?? [];
@@ -116,12 +110,12 @@ describe('createSimulator', () => {
       retained.set(topic.split('/')[1] ?? '', { online: (JSON.parse(payload.toString()) as { online: boolean }).online, retain: packet.retain });
     });
     await late.subscribeAsync('meters/+/status', { qos: 1 });
-    await waitFor(() => retained.size === pilot.meters.length, 5_000);
+    await eventually(() => retained.size, (n) => n === pilot.meters.length, 5_000, (n) => `${n} of ${pilot.meters.length} retained statuses`);
     for (const meter of pilot.meters) expect(retained.get(meter.id)).toEqual({ online: true, retain: true });
 
     // stop() says goodbye: each meter's retained status becomes offline.
     await simulator.stop();
-    await waitFor(() => [...retained.values()].every((s) => !s.online), 5_000);
+    await eventually(() => [...retained.values()].every((s) => !s.online), Boolean, 5_000, 'every retained status to say offline');
   });
 
   it('publishes realtime readings at boundaries ≤ now, and replays the window as single readings when accelerated', async () => {
@@ -154,10 +148,10 @@ describe('createSimulator', () => {
     cleanups.push(() => simulator.stop());
     await simulator.start();
     nowMs = startMs + 500; // sim clock at startMs − 5 min
-    await waitFor(() => singles.length >= 5, 15_000);
+    await eventually(() => singles.length, (n) => n >= 5, 15_000, (n) => `${n} of 5 replayed readings`);
     expect(singles.every((r) => r.tsMs <= startMs - 5 * 60_000)).toBe(true);
     nowMs = startMs + 60_000; // caught up, one more realtime boundary passed
-    await waitFor(() => singles.length >= 11, 15_000);
+    await eventually(() => singles.length, (n) => n >= 11, 15_000, (n) => `${n} of 11 readings`);
     const expected = generateReadings('ALM-PS3-REF', pilot, startMs - 10 * 60_000, startMs + 60_000);
     expect(singles).toEqual(expected);
     expect(singles.every((r) => r.tsMs <= nowMs)).toBe(true);
@@ -185,7 +179,7 @@ meters:
     await simulator.start();
     expect(simulator.stats().acked).toBeGreaterThanOrEqual(10);
     await simulator.stop();
-    await waitFor(() => meters.has('SIM'), 5_000);
+    await eventually(() => meters.has('SIM'), Boolean, 5_000, 'a message from SIM');
     expect([...meters]).toEqual(['SIM']);
   });
 
@@ -236,7 +230,7 @@ meters:
     // [now − 1 h, now] starts just after windowFromMs.
     const expected = generateReadings('ALM-DMA12-MON', pilot, windowFromMs + 1, windowToMs + 1, { seed: 5, faults });
     const distinct = (): number => new Set(messages.flatMap((m) => m.readings.map((r) => r.seq))).size;
-    await waitFor(() => distinct() >= expected.length, 20_000);
+    await eventually(distinct, (n) => n >= expected.length, 20_000, (n) => `${n} of ${expected.length} distinct readings`);
     const all = messages.flatMap((m) => m.readings);
     expect([...new Map(all.map((r) => [r.seq, r])).values()].sort((a, b) => a.seq - b.seq)).toEqual(expected);
     // The stretch's readings came as one array, after the meter said it was offline and back.

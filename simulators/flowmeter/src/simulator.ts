@@ -1,10 +1,13 @@
-import { isSimulated, MAX_BATCH_READINGS, readingsTopic, statusTopic, toWireReading } from '@flowpilot/schema';
+import { TIMED_OUT, withTimeout } from '@flowpilot/async';
+import { isSimulated, MAX_BATCH_READINGS } from '@flowpilot/schema';
 import type { PilotConfig, Reading } from '@flowpilot/schema';
-import { connect } from 'mqtt';
-import type { MqttClient } from 'mqtt';
 import type { LeakOptions } from './demand.ts';
 import { createMeterModel, resolveModelOptions } from './meter-model.ts';
-import type { ErrorModel, FaultOptions, MeterModel } from './meter-model.ts';
+import type { ErrorModel, FaultOptions } from './meter-model.ts';
+import { createMeterLink } from './mqtt-link.ts';
+import type { MeterLink } from './mqtt-link.ts';
+import { createMeterSchedule, createTimeline, planStart } from './schedule.ts';
+import type { MeterSchedule, MeterStep, Timeline } from './schedule.ts';
 
 /**
  * The simulated meters on the wire: one MQTT.js client per meter, publishing the readings of
@@ -30,6 +33,10 @@ import type { ErrorModel, FaultOptions, MeterModel } from './meter-model.ts';
  * forwards them as arrays before its next live reading. A meter's connection stays up during
  * a stretch: the simulator publishes the retained `{"online": false}` the broker would publish
  * from the last will once the keepalive lapsed, and `{"online": true}` on return.
+ *
+ * Three parts: schedule.ts decides what is due when (pure, time passed in), mqtt-link.ts is each
+ * meter's connection, and this file runs the timers between them and shuts down. Every time it
+ * reads comes from the injected clock.
  */
 
 export interface SimulatorLog {
@@ -95,35 +102,14 @@ export const DEFAULT_SIMULATOR_OPTIONS = Object.freeze({
   stopTimeoutMs: 10_000,
 });
 
-export const FIRMWARE = 'sim-1.0';
-
-/** Realtime timers wake at least this often, so a clock that jumps is noticed. */
-const MAX_SLEEP_MS = 10_000;
-
 const NOOP_LOG: SimulatorLog = { info() {}, warn() {}, error() {} };
 
-interface MeterRunner {
-  model: MeterModel;
+interface SimulatedMeter {
   meterId: string;
-  readingsTopic: string;
-  statusTopic: string;
-  client: MqttClient | null;
-  nextK: number;
-  /** Readings kept during an offline stretch, forwarded when the meter returns. */
-  stored: Reading[];
+  schedule: MeterSchedule;
+  link: MeterLink;
   timer: NodeJS.Timeout | null;
   pumping: Promise<void>;
-  inFlight: number;
-  slotWaiters: (() => void)[];
-  pending: Set<Promise<void>>;
-}
-
-function withTimeout(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer));
 }
 
 export function createSimulator(options: SimulatorOptions): Simulator {
@@ -156,202 +142,112 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     leak: options.leak ?? null,
   });
   const selected = pilot.meters.filter((m) => isSimulated(m) && (options.meters?.includes(m.id) ?? true));
-  const runners: MeterRunner[] = selected.map((meter) => ({
-    model: createMeterModel(meter, pilot, modelOptions),
+  const meters: SimulatedMeter[] = selected.map((meter) => ({
     meterId: meter.id,
-    readingsTopic: readingsTopic(meter.id),
-    statusTopic: statusTopic(meter.id),
-    client: null,
-    nextK: 0,
-    stored: [],
+    schedule: createMeterSchedule(createMeterModel(meter, pilot, modelOptions), batchSize),
+    link: createMeterLink({ meterId: meter.id, mqttUrl, username, password, ...(options.tls ? { tls: options.tls } : {}), maxInFlight, clock, log }),
     timer: null,
     pumping: Promise.resolve(),
-    inFlight: 0,
-    slotWaiters: [],
-    pending: new Set(),
   }));
 
   const stats: SimulatorStats = { published: 0, acked: 0, backfilled: 0 };
   let started = false;
   let stopping = false;
   let stopped: Promise<void> | null = null;
-  /** The accelerated replay's clock, while it is behind the wall clock. */
-  let replay: { simStartMs: number; wallStartMs: number } | null = null;
+  /** An accelerated replay that has not yet said it caught up with the wall clock. */
+  let catchUpPending = false;
 
-  function simNowMs(): number {
-    const wallMs = clock.now();
-    if (replay === null) return wallMs;
-    const simMs = replay.simStartMs + (wallMs - replay.wallStartMs) * speed;
-    if (simMs < wallMs) return simMs;
-    replay = null;
-    log.info({ speed }, 'accelerated replay caught up with the wall clock; continuing in realtime');
-    return wallMs;
+  /** Simulated time now; says so once when an accelerated replay has caught up with the wall clock. */
+  function simNowMs(line: Timeline): number {
+    const nowMs = line.nowMs(clock.now());
+    if (catchUpPending && line.caughtUp) {
+      catchUpPending = false;
+      log.info({ speed }, 'accelerated replay caught up with the wall clock; continuing in realtime');
+    }
+    return nowMs;
   }
 
-  /** Publishes at QoS 1 once a slot is free; resolves when the publish is handed over, not acked. */
-  async function publish(runner: MeterRunner, topic: string, payload: string, retain: boolean, onAck: () => void): Promise<void> {
-    const client = runner.client;
-    if (!client) throw new Error(`meter ${runner.meterId} is not connected`);
-    while (runner.inFlight >= maxInFlight) await new Promise<void>((resolve) => runner.slotWaiters.push(resolve));
-    runner.inFlight++;
-    const done = new Promise<void>((resolve) => {
-      client.publish(topic, payload, { qos: 1, retain }, (error) => {
-        runner.inFlight--;
-        runner.slotWaiters.shift()?.();
-        if (error) log.warn({ meterId: runner.meterId, topic, err: error.message }, 'publish failed');
-        else onAck();
-        resolve();
-      });
-    });
-    runner.pending.add(done);
-    void done.then(() => runner.pending.delete(done));
-  }
-
-  function sendReadings(runner: MeterRunner, readings: Reading[], asArray: boolean, backfill: boolean): Promise<void> {
-    const first = readings[0];
-    const payload = JSON.stringify(asArray || first === undefined ? readings.map(toWireReading) : toWireReading(first));
+  function sendReadings(meter: SimulatedMeter, readings: Reading[], asArray: boolean, backfill: boolean): Promise<void> {
     stats.published += readings.length;
-    return publish(runner, runner.readingsTopic, payload, false, () => {
+    return meter.link.publishReadings(readings, asArray, () => {
       stats.acked += readings.length;
       if (backfill) stats.backfilled += readings.length;
-      options.onAcked?.(runner.meterId, readings);
+      options.onAcked?.(meter.meterId, readings);
     });
   }
 
-  function sendStatus(runner: MeterRunner, online: boolean, tsMs: number): Promise<void> {
-    const payload = JSON.stringify(online ? { online, ts: new Date(tsMs).toISOString(), firmware: FIRMWARE } : { online, ts: new Date(tsMs).toISOString() });
-    return publish(runner, runner.statusTopic, payload, true, () => {});
+  function perform(meter: SimulatedMeter, step: MeterStep): Promise<void> {
+    switch (step.kind) {
+      case 'offline':
+        log.info({ meterId: meter.meterId, at: new Date(step.tsMs).toISOString() }, 'meter went offline (simulated fault)');
+        return meter.link.publishStatus(false, step.tsMs);
+      case 'online':
+        log.info({ meterId: meter.meterId, stored: step.stored }, 'meter back online; forwarding stored readings');
+        return meter.link.publishStatus(true, step.tsMs);
+      case 'readings':
+        return sendReadings(meter, step.readings, step.asArray, false);
+    }
   }
 
-  /** Store-and-forward: stored readings as arrays of up to batchSize (SPEC section 1). */
-  async function forwardStored(runner: MeterRunner): Promise<void> {
-    const stored = runner.stored;
-    runner.stored = [];
-    for (let i = 0; i < stored.length; i += batchSize) await sendReadings(runner, stored.slice(i, i + batchSize), true, false);
-  }
-
-  function connectMeter(runner: MeterRunner): Promise<void> {
-    const client = connect(mqttUrl, {
-      clientId: `${username}:${runner.meterId}`,
-      // Aedes speaks MQTT 3.1.1; a persistent session keeps unacknowledged QoS 1 publishes
-      // across a reconnect, so the meter resends them (SPEC section 6).
-      protocolVersion: 4,
-      clean: false,
-      username,
-      password,
-      ...options.tls,
-      reconnectPeriod: 1000,
-      will: { topic: runner.statusTopic, payload: Buffer.from('{"online":false}'), qos: 1, retain: true },
-    });
-    runner.client = client;
-    client.on('error', (error) => log.warn({ meterId: runner.meterId, err: error.message }, 'MQTT connection error; retrying'));
-    client.on('offline', () => log.warn({ meterId: runner.meterId }, 'MQTT connection lost; reconnecting'));
-    return new Promise<void>((resolve) => {
-      // stop() during start() must not leave start() waiting for a connection forever.
-      client.once('end', resolve);
-      client.on('connect', () => {
-        // Every (re)connect announces the meter, overwriting the will's retained offline status.
-        void sendStatus(runner, true, clock.now()).then(resolve);
-      });
-    });
-  }
-
-  async function backfill(runner: MeterRunner, fromMs: number, toMs: number): Promise<number> {
-    const { model } = runner;
-    let batch: Reading[] = [];
+  async function backfill(meter: SimulatedMeter, fromMs: number, toMs: number): Promise<number> {
     let readings = 0;
     let arrays = 0;
-    const add = async (reading: Reading): Promise<void> => {
-      if (batch.length >= batchSize) {
-        await sendReadings(runner, batch, true, true);
-        batch = [];
-        arrays++;
-        if (arrays % 20 === 0) log.info({ meterId: runner.meterId, readings, upTo: new Date(reading.tsMs).toISOString() }, 'backfill progress');
-      }
-      batch.push(reading);
-      readings++;
-    };
-    for (let k = model.indexAtOrAfter(fromMs); model.timestampOf(k) <= toMs; k++) {
+    for (const batch of meter.schedule.backfill(fromMs, toMs)) {
       if (stopping) break;
-      if (model.isDropped(k)) continue;
-      const reading = model.reading(k);
-      await add(reading);
-      if (model.isDuplicated(k)) await add(reading);
+      await sendReadings(meter, batch, true, true);
+      readings += batch.length;
+      arrays++;
+      if (arrays % 20 === 0) log.info({ meterId: meter.meterId, readings, upTo: new Date(batch[batch.length - 1]!.tsMs).toISOString() }, 'backfill progress');
     }
-    if (batch.length > 0) await sendReadings(runner, batch, true, true);
-    await Promise.all(runner.pending);
+    await meter.link.settled();
     return readings;
   }
 
-  /** Sends what a meter produces at boundary k, according to its faults. */
-  async function emit(runner: MeterRunner, k: number): Promise<void> {
-    const { model } = runner;
-    const offline = model.isOffline(k);
-    if (offline && runner.stored.length === 0 && !model.isOffline(k - 1)) {
-      log.info({ meterId: runner.meterId, at: new Date(model.timestampOf(k)).toISOString() }, 'meter went offline (simulated fault)');
-      await sendStatus(runner, false, model.timestampOf(k));
-    }
-    if (!offline && model.isOffline(k - 1)) {
-      log.info({ meterId: runner.meterId, stored: runner.stored.length }, 'meter back online; forwarding stored readings');
-      await sendStatus(runner, true, model.timestampOf(k));
-      await forwardStored(runner);
-    }
-    if (model.isDropped(k)) return;
-    const reading = model.reading(k);
-    if (offline) {
-      runner.stored.push(reading);
-      return;
-    }
-    await sendReadings(runner, [reading], false, false);
-    if (model.isDuplicated(k)) await sendReadings(runner, [reading], false, false);
-  }
-
-  async function pump(runner: MeterRunner): Promise<void> {
-    runner.timer = null;
-    const nowMs = simNowMs();
-    while (!stopping && runner.model.timestampOf(runner.nextK) <= nowMs) {
-      const k = runner.nextK++;
-      await emit(runner, k);
+  /** Sends every boundary due now, then sleeps until the next one. */
+  async function pump(meter: SimulatedMeter, line: Timeline): Promise<void> {
+    meter.timer = null;
+    const nowMs = simNowMs(line);
+    while (!stopping) {
+      const steps = meter.schedule.takeDue(nowMs);
+      if (steps === null) break;
+      for (const step of steps) await perform(meter, step);
     }
     if (stopping) return;
-    const dueMs = runner.model.timestampOf(runner.nextK);
-    const sleepMs = replay !== null ? (dueMs - simNowMs()) / speed : dueMs - clock.now();
-    runner.timer = setTimeout(
-      () => {
-        runner.pumping = pump(runner).catch((error: unknown) => log.error({ meterId: runner.meterId, err: (error as Error).message }, 'simulated meter failed'));
-      },
-      Math.min(MAX_SLEEP_MS, Math.max(1, Math.ceil(sleepMs))),
-    );
+    const delayMs = line.delayMs(meter.schedule.nextDueMs(), clock.now());
+    meter.timer = setTimeout(() => startPump(meter, line), delayMs);
+  }
+
+  function startPump(meter: SimulatedMeter, line: Timeline): void {
+    meter.pumping = pump(meter, line).catch((error: unknown) => log.error({ meterId: meter.meterId, err: (error as Error).message }, 'simulated meter failed'));
   }
 
   return {
     async start() {
       if (started) throw new Error('the simulator was already started');
       started = true;
-      if (runners.length === 0) {
+      if (meters.length === 0) {
         log.warn('no meter in the pilot file says simulate: true; nothing to simulate (SPEC section 3)');
         return;
       }
-      log.info({ meters: runners.length, url: mqttUrl, speed, backfillMs }, 'connecting simulated meters');
-      await Promise.all(runners.map(connectMeter));
-      const nowMs = clock.now();
-
-      if (backfillMs > 0 && speed > 1) {
-        replay = { simStartMs: nowMs - backfillMs, wallStartMs: nowMs };
-        for (const runner of runners) runner.nextK = runner.model.indexAtOrAfter(nowMs - backfillMs);
-        log.info({ from: new Date(nowMs - backfillMs).toISOString(), speed }, 'replaying the backfill window at accelerated speed');
-      } else {
-        if (speed > 1) log.warn({ speed }, 'speed has no effect without a backfill window: running in realtime');
-        if (backfillMs > 0) {
-          const startedMs = Date.now();
-          log.info({ from: new Date(nowMs - backfillMs).toISOString(), to: new Date(nowMs).toISOString() }, 'backfill started');
-          const counts = await Promise.all(runners.map((runner) => backfill(runner, nowMs - backfillMs, nowMs)));
-          log.info({ readings: counts.reduce((a, b) => a + b, 0), acked: stats.backfilled, ms: Date.now() - startedMs }, 'backfill done');
-        }
-        for (const runner of runners) runner.nextK = runner.model.indexAtOrBefore(nowMs) + 1;
+      log.info({ meters: meters.length, url: mqttUrl, speed, backfillMs }, 'connecting simulated meters');
+      await Promise.all(meters.map((meter) => meter.link.connect()));
+      const plan = planStart(speed, backfillMs, clock.now());
+      const line = createTimeline(plan);
+      catchUpPending = plan.mode === 'accelerated';
+      if (plan.speedIgnored) log.warn({ speed }, 'speed has no effect without a backfill window: running in realtime');
+      if (plan.mode === 'accelerated') {
+        log.info({ from: new Date(plan.window.fromMs).toISOString(), speed }, 'replaying the backfill window at accelerated speed');
       }
+      if (plan.mode === 'backfill') {
+        const { fromMs, toMs } = plan.window;
+        const startedMs = clock.now();
+        log.info({ from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() }, 'backfill started');
+        const counts = await Promise.all(meters.map((meter) => backfill(meter, fromMs, toMs)));
+        log.info({ readings: counts.reduce((a, b) => a + b, 0), acked: stats.backfilled, ms: clock.now() - startedMs }, 'backfill done');
+      }
+      for (const meter of meters) meter.schedule.start(plan);
       if (stopping) return;
-      for (const runner of runners) runner.pumping = pump(runner);
+      for (const meter of meters) startPump(meter, line);
     },
 
     stop() {
@@ -361,32 +257,30 @@ export function createSimulator(options: SimulatorOptions): Simulator {
 
     stats: () => ({ ...stats }),
 
-    meterIds: () => runners.map((runner) => runner.meterId),
+    meterIds: () => meters.map((meter) => meter.meterId),
   };
 
   async function shutDown(): Promise<void> {
     stopping = true;
-    for (const runner of runners) if (runner.timer) clearTimeout(runner.timer);
-    await withTimeout(Promise.all(runners.map((runner) => runner.pumping)), stopTimeoutMs);
+    for (const meter of meters) if (meter.timer) clearTimeout(meter.timer);
+    await withTimeout(Promise.all(meters.map((meter) => meter.pumping)), stopTimeoutMs);
     await Promise.all(
-      runners.map(async (runner) => {
-        const client = runner.client;
-        if (!client) return;
-        let clean = client.connected;
+      meters.map(async (meter) => {
+        const { link } = meter;
+        if (!link.opened) return;
+        let clean = link.connected;
         if (clean) {
           // A meter powered down on purpose forwards what it stored and says it is offline,
           // then disconnects cleanly, so the broker does not publish its will.
-          clean = await withTimeout(
-            (async () => {
-              await forwardStored(runner);
-              await sendStatus(runner, false, clock.now());
-              await Promise.all(runner.pending);
-            })(),
-            stopTimeoutMs,
-          );
+          const goodbye = (async () => {
+            for (const step of meter.schedule.takeStored()) await perform(meter, step);
+            await link.publishStatus(false, clock.now());
+            await link.settled();
+          })();
+          clean = (await withTimeout(goodbye, stopTimeoutMs)) !== TIMED_OUT;
         }
-        if (!clean) log.warn({ meterId: runner.meterId, inFlight: runner.inFlight }, 'closing without every PUBACK');
-        await client.endAsync(!clean);
+        if (!clean) log.warn({ meterId: meter.meterId, inFlight: link.inFlight }, 'closing without every PUBACK');
+        await link.close(!clean);
       }),
     );
     log.info({ ...stats }, 'simulated meters stopped');

@@ -1,0 +1,144 @@
+import type { ReadingsRepository, StoredReading } from '@flowpilot/influx';
+import { ALARMS, READING_FIELDS, RECEIPT_FIELDS } from '@flowpilot/schema';
+import type { MeterConfig } from '@flowpilot/schema';
+import type { Every } from './api-schemas.ts';
+import { csvRow } from './csv.ts';
+import type { CsvValue } from './csv.ts';
+import type { ApiMeterMetrics } from './metrics-service.ts';
+
+/**
+ * The evaluator's CSV tables (SPEC section 5): the metrics table, one row per meter, and the
+ * readings, streamed. Their columns come from the metrics' field names and the schema's field table.
+ */
+
+const DAY_MS = 86_400_000;
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** A readings.csv query reads at most this span per InfluxDB query, so a year of data never sits in memory. */
+export const CSV_CHUNK_MS = DAY_MS;
+
+/** The metrics table's columns, one row per meter (reports/metrics.csv). */
+const ZONES = ['lower', 'upper', 'overall'] as const;
+export const METRICS_CSV_HEADER: readonly string[] = [
+  'meter',
+  'role',
+  'reference',
+  'from',
+  'to',
+  'interval_s',
+  'expected',
+  'received',
+  'completeness',
+  'delivery',
+  'seq_distinct',
+  'seq_produced',
+  'seq_restarts',
+  'gaps',
+  'gap_longest_s',
+  'gap_total_s',
+  'latency_p50_ms',
+  'latency_p95_ms',
+  'latency_p99_ms',
+  'latency_max_ms',
+  'volume_m3',
+  'totalizer_resets',
+  'flow_mean_m3h',
+  'flow_min_m3h',
+  'flow_max_m3h',
+  'min_night_flow_m3h',
+  'min_night',
+  'latest_night_flow_m3h',
+  'latest_night',
+  'nights',
+  'totalizer_consistency_pct',
+  ...ALARMS.map((name) => `alarm_${name}`),
+  'rejected',
+  'accuracy_class',
+  'water_temperature_c',
+  ...ZONES.flatMap((zone) => [`${zone}_error_pct`, `${zone}_mpe_pct`, `${zone}_verdict`, `${zone}_intervals`]),
+];
+
+export function metricsCsvRow(m: ApiMeterMetrics): CsvValue[] {
+  const a = m.accuracy;
+  const rejected = Object.entries(m.rejected)
+    .map(([code, n]) => `${code}=${n}`)
+    .join(' ');
+  return [
+    m.meterId,
+    m.role,
+    m.reference,
+    iso(m.window.fromMs),
+    iso(m.window.toMs),
+    m.intervalSec,
+    m.expected,
+    m.received,
+    m.completeness,
+    m.delivery,
+    m.seq.distinct,
+    m.seq.produced,
+    m.seq.restarts,
+    m.gaps.count,
+    m.gaps.longestMs / 1000,
+    m.gaps.totalMs / 1000,
+    m.latencyMs.p50,
+    m.latencyMs.p95,
+    m.latencyMs.p99,
+    m.latencyMs.max,
+    m.volumeM3,
+    m.totalizerResets,
+    m.flow.meanM3h,
+    m.flow.minM3h,
+    m.flow.maxM3h,
+    m.minNightFlow.minM3h,
+    m.minNightFlow.minNight,
+    m.minNightFlow.latestM3h,
+    m.minNightFlow.latestNight,
+    m.minNightFlow.nights,
+    m.totalizerConsistency.percent,
+    ...ALARMS.map((name) => m.alarms[name]),
+    rejected,
+    a?.accuracyClass,
+    a?.waterTemperatureC,
+    ...ZONES.flatMap((zone) => (a ? [a[zone].error, a[zone].mpe, a[zone].verdict, a[zone].intervals] : [null, null, null, null])),
+  ];
+}
+
+/** readings.csv: the meter, the time, then every field of the schema's field table (units in the names), then when it arrived. */
+export const READINGS_CSV_HEADER: readonly string[] = ['meter', 'ts', ...READING_FIELDS.map((f) => f.csv), RECEIPT_FIELDS.receivedAt.csv];
+export const BUCKETS_CSV_HEADER = ['meter', 'ts', 'flow_mean_m3h', 'flow_min_m3h', 'flow_max_m3h', 'total_last_m3', 'count'] as const;
+
+function readingCsvRow(r: StoredReading): string {
+  const fields = READING_FIELDS.map((f): CsvValue => (f.type === 'bitmask' ? r.alarms.join(' ') : r[f.reading]));
+  return csvRow([r.meterId, iso(r.tsMs), ...fields, r.receivedAtMs === undefined ? undefined : iso(r.receivedAtMs)]);
+}
+
+/** The chunk boundaries of [from, to): multiples of chunkMs (epoch-aligned), so a bucket of `every` never straddles two chunks. */
+export function chunkBounds(fromMs: number, toMs: number, chunkMs: number): Array<[number, number]> {
+  const chunks: Array<[number, number]> = [];
+  for (let start = fromMs; start < toMs; ) {
+    const end = Math.min(toMs, (Math.floor(start / chunkMs) + 1) * chunkMs);
+    chunks.push([start, end]);
+    start = end;
+  }
+  return chunks;
+}
+
+/** readings.csv (or its buckets with `every`) as text chunks: one InfluxDB query per meter and chunk, so any window fits in memory. */
+export async function* readingsCsv(readings: ReadingsRepository, meters: readonly MeterConfig[], fromMs: number, toMs: number, every: Every | undefined): AsyncGenerator<string> {
+  yield csvRow(every ? BUCKETS_CSV_HEADER : READINGS_CSV_HEADER);
+  // One chunk per InfluxDB query: ~one day, a multiple of `every` so buckets stay whole.
+  const chunkMs = every ? Math.max(1, Math.round(CSV_CHUNK_MS / every.ms)) * every.ms : CSV_CHUNK_MS;
+  for (const [start, end] of chunkBounds(fromMs, toMs, chunkMs)) {
+    for (const meter of meters) {
+      const range = { fromMs: start, toMs: end };
+      if (every) {
+        const buckets = await readings.buckets(meter.id, range, every.ms);
+        yield buckets.map((b) => csvRow([meter.id, iso(b.tsMs), b.flowMeanM3h, b.flowMinM3h, b.flowMaxM3h, b.totalLastM3, b.count])).join('');
+        continue;
+      }
+      const text = (await readings.readings(meter.id, range)).map(readingCsvRow).join('');
+      if (text) yield text;
+    }
+  }
+}
+

@@ -1,0 +1,118 @@
+import { Readable } from 'node:stream';
+import { ERROR_CONVENTION } from '@flowpilot/metrics';
+import { createPilotReportPdf, reportLanguages } from '@flowpilot/report';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { everySchema } from '../api-schemas.ts';
+import type { ApiContext } from '../context.ts';
+import { attachment, csvRow } from '../csv.ts';
+import { METRICS_CSV_HEADER, metricsCsvRow, readingsCsv } from '../reports-csv.ts';
+import { windowQuerySchema, windowText } from '../window.ts';
+
+const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * The evaluator's exports (SPEC section 5): `GET /api/v1/reports/metrics.csv`, `readings.csv`
+ * (streamed) and `pilot.pdf` (rendered by @flowpilot/report from the in-process MetricsSource).
+ */
+export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, context) => {
+  const { pilot, windows, metrics, meterOr404 } = context;
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.get(
+    '/api/v1/reports/metrics.csv',
+    {
+      schema: {
+        tags: ['reports'],
+        summary: 'The metrics table as CSV, one row per meter',
+        description:
+          `The numbers of /api/v1/metrics as RFC 4180 CSV (CRLF, UTF-8); test meters add each zone's error, MPE, verdict and interval count (${ERROR_CONVENTION}). ` +
+          `Text cells that start with = + - @ tab or CR are prefixed with ' (formula injection). ${windowText(windows, 'metrics')}`,
+        querystring: windowQuerySchema(windows, 'metrics'),
+        produces: ['text/csv'],
+      },
+    },
+    async (request, reply) => {
+      const { window } = request.query;
+      const meters = await metrics.metrics(window);
+      const body = csvRow(METRICS_CSV_HEADER) + meters.map((m) => csvRow(metricsCsvRow(m))).join('');
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', attachment(`${pilot.pilot.id}_metrics_${isoDate(window.fromMs)}_${isoDate(window.toMs)}.csv`))
+        .send(body);
+    },
+  );
+
+  api.get(
+    '/api/v1/reports/readings.csv',
+    {
+      schema: {
+        tags: ['reports'],
+        summary: 'Readings as CSV, streamed',
+        description:
+          'The raw readings (or, with `every`, per-bucket mean/min/max flow, last total and count) of one meter or all, oldest first, ' +
+          'as RFC 4180 CSV. Streamed: InfluxDB is read one day at a time and each day is written as it comes, so any window fits in memory. ' +
+          `${windowText(windows, 'readingsExport')} A failure after the first bytes ends the download early (the status is already sent).`,
+        querystring: windowQuerySchema(windows, 'readingsExport', {
+          meter: z.string().min(1).optional().describe('Meter id; all meters of the pilot when absent.'),
+          every: everySchema,
+        }),
+        produces: ['text/csv'],
+      },
+    },
+    async (request, reply) => {
+      const { window, meter, every } = request.query;
+      const meters = meter === undefined ? pilot.meters : [meterOr404(meter)];
+      const name = `${meter ?? pilot.pilot.id}_readings_${isoDate(window.fromMs)}_${isoDate(window.toMs)}${every ? `_${every.literal}` : ''}.csv`;
+      const stream = Readable.from(readingsCsv(app.readings, meters, window.fromMs, window.toMs, every));
+      stream.on('error', (error) => request.log.error({ err: error }, 'readings.csv stopped early'));
+      return reply.type('text/csv; charset=utf-8').header('content-disposition', attachment(name)).send(stream);
+    },
+  );
+
+  const languages = reportLanguages();
+  // The cover names the data source; a URL's credentials never reach a report.
+  const source = new URL(context.influx.config.url);
+  source.username = '';
+  source.password = '';
+  const dataSource = `InfluxDB ${source.origin}, database ${context.influx.config.database}`;
+
+  api.get(
+    '/api/v1/reports/pilot.pdf',
+    {
+      schema: {
+        tags: ['reports'],
+        summary: 'The evaluator\'s report as PDF',
+        description:
+          'Cover, summary of the verdicts per meter under test, one section per meter (error curve against the MPE envelope, daily volume and ' +
+          'completeness, key figures), data-quality notes, the methodology of SPEC section 4 and a signature block. Days are local to the pilot\'s time zone. ' +
+          windowText(windows, 'metrics'),
+        produces: ['application/pdf'],
+        querystring: windowQuerySchema(windows, 'metrics', {
+          lang: z
+            .enum(languages.map((l) => l.code) as [string, ...string[]])
+            .optional()
+            .describe(`The report's language: ${languages.map((l) => `\`${l.code}\` (${l.name})`).join(', ')}. Default: \`en\``),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const { window } = request.query;
+      const lang = request.query.lang ?? 'en';
+      const pdf = await createPilotReportPdf({
+        pilot: { ...pilot.pilot, meters: pilot.meters },
+        metrics: context.metricsSource,
+        fromMs: window.fromMs,
+        toMs: window.toMs,
+        lang,
+        softwareVersion: context.settings.version,
+        dataSource,
+        clock: context.clock,
+        languages,
+      });
+      const filename = `flowpilot-${pilot.pilot.id}-${isoDate(window.fromMs)}-${isoDate(window.toMs)}-${lang}.pdf`;
+      return reply.type('application/pdf').header('content-disposition', `attachment; filename="${filename}"`).header('cache-control', 'no-store').send(pdf);
+    },
+  );
+};

@@ -5,8 +5,10 @@ import { connectAsync } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAckedPublishers } from './helpers/acked-publisher.ts';
 import { createTestInflux } from './helpers/influx.ts';
-import { eventually, storedPairs } from './helpers/pipeline.ts';
-import { freePort, simulatorLogin, startService, waitForPort, writePilotFile, type ServiceProcess } from './helpers/processes.ts';
+import { storedPairs } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
+import { simulatorLogin, startService, writePilotFile, type ServiceProcess } from './helpers/processes.ts';
+import { freePort, waitForPort } from './helpers/ports.ts';
 
 /** Restarts and stops of the broker process: what survives, and how fast SIGTERM ends it. */
 const cleanups: (() => Promise<unknown> | void)[] = [];

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, connectAsync, type IClientOptions } from 'mqtt';
 import { createClientCertificate, createServerCertificate, createSiteCa } from '../apps/flowpilot/src/certificates.ts';
 import { createTestInflux } from './helpers/influx.ts';
-import { eventually, makePilot, startTestPipeline, wireReading, type TestPipeline } from './helpers/pipeline.ts';
+import { makePilot, startTestPipeline, wireReading, type TestPipeline } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
 
 /**
  * The mqtts listener of SPEC section 8 over real TLS: a site CA made by `flowpilot certs`,

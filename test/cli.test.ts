@@ -7,8 +7,10 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAckedPublishers } from './helpers/acked-publisher.ts';
 import { createTestInflux } from './helpers/influx.ts';
-import { eventually, storedPairs } from './helpers/pipeline.ts';
-import { freePort, simulatorLogin, startService, waitForPort, writePilotFile } from './helpers/processes.ts';
+import { storedPairs } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
+import { simulatorLogin, startService, writePilotFile } from './helpers/processes.ts';
+import { freePort, waitForPort } from './helpers/ports.ts';
 
 /** The `flowpilot` command as an operator runs it. */
 const CLI = fileURLToPath(new URL('../apps/flowpilot/bin/flowpilot.js', import.meta.url));

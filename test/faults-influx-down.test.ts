@@ -6,8 +6,9 @@ import { createApi, createMqttLiveFeed } from '@flowpilot/api';
 import { pipelineReadiness } from '@flowpilot/cli';
 import { createInfluxClient, startLocalInflux, type LocalInflux } from '@flowpilot/influx';
 import { startAckedPublishers } from './helpers/acked-publisher.ts';
-import { eventually, makePilot, startTestPipeline, storedPairs } from './helpers/pipeline.ts';
-import { freePort } from './helpers/processes.ts';
+import { makePilot, startTestPipeline, storedPairs } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
+import { freePort } from './helpers/ports.ts';
 
 /**
  * InfluxDB stopped for a minute while 20 meters publish (FLOWPILOT_FAULT_OUTAGE_SEC shortens it

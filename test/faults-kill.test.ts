@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAckedPublishers } from './helpers/acked-publisher.ts';
 import { createTestInflux } from './helpers/influx.ts';
-import { eventually, storedPairs } from './helpers/pipeline.ts';
-import { freePort, seededRandom, simulatorLogin, startService, waitForPort, writePilotFile, type ServiceProcess } from './helpers/processes.ts';
+import { storedPairs } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
+import { seededRandom, simulatorLogin, startService, writePilotFile, type ServiceProcess } from './helpers/processes.ts';
+import { freePort, waitForPort } from './helpers/ports.ts';
 
 /**
  * SPEC section 6, checked the way Jepsen checks a set: every reading a meter got a PUBACK for

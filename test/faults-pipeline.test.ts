@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createInfluxClient } from '@flowpilot/influx';
 import { createMetricsRegistry, pipelineReadiness, registerStoreMetrics } from '@flowpilot/cli';
 import { createTestInflux } from './helpers/influx.ts';
-import { connectMeter, eventually, makePilot, startTestPipeline, storedPairs, wireReading, type TestPipeline } from './helpers/pipeline.ts';
+import { connectMeter, makePilot, startTestPipeline, storedPairs, wireReading, type TestPipeline } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
 import { seededRandom } from './helpers/processes.ts';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
 

@@ -7,7 +7,8 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { openSessionPersistence, type BrokerLimits } from '@flowpilot/broker';
 import { createTestInflux } from './helpers/influx.ts';
 import { fixedHeader, nestedArrays } from './helpers/mqtt-bytes.ts';
-import { connectMeter, eventually, makePilot, startTestPipeline, wireReading, type TestPipeline } from './helpers/pipeline.ts';
+import { connectMeter, makePilot, startTestPipeline, wireReading, type TestPipeline } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
 
 /**
  * A client is an adversary and a meter can be faulty (SPEC section 8): each attack here runs

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createInfluxClient } from '@flowpilot/influx';
 import { createTestInflux } from './helpers/influx.ts';
-import { connectMeter, eventually, makePilot, startTestPipeline, storedPairs, wireReading } from './helpers/pipeline.ts';
+import { connectMeter, makePilot, startTestPipeline, storedPairs, wireReading } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { createApi } from '../services/api/src/app.ts';
 import { createMemoryLiveFeed } from '../services/api/src/live-feed.ts';
 import { createTestInflux } from './helpers/influx.ts';
-import { eventually, quietLog, startTestPipeline } from './helpers/pipeline.ts';
+import { quietLog, startTestPipeline } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
 
 /*
  * End to end with real parts: the example pilot's 7 meters publish 7 simulated days through

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { createTestInflux } from './helpers/influx.ts';
-import { connectMeter, eventually, makePilot, startTestPipeline, storedPairs, wireReading, type TestPipeline } from './helpers/pipeline.ts';
+import { connectMeter, makePilot, startTestPipeline, storedPairs, wireReading, type TestPipeline } from './helpers/pipeline.ts';
+import { eventually } from './helpers/wait.ts';
 
 /** End to end over real parts: MQTT.js meters → Aedes → durable store → ingest → influxd. */
 const cleanups: (() => Promise<unknown>)[] = [];

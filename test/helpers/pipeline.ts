@@ -9,9 +9,6 @@ import { createIngest, type Ingest } from '@flowpilot/ingest';
 import { createMeterRegistry, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
 import { openDurableStore, type DurableStore } from '@flowpilot/store';
 
-// Bounded polling lives in wait.ts; re-exported for the tests that import it from here.
-export { eventually } from './wait.ts';
-
 /**
  * A whole FlowPilot pipeline for one test (STYLE habit 9): a real Aedes broker on a free
  * loopback port, the durable store and credentials in a temp folder, the ingest writing to

@@ -3,9 +3,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// Free ports and waiting for a listener live in ports.ts; re-exported for the tests that import them from here.
-export { freePort, waitForPort } from './ports.ts';
-
 /**
  * FlowPilot services as real processes (`flowpilot broker`, `flowpilot ingest`), for the
  * fault tests that SIGKILL them. Each runs with the test's own data dir, ports and database.

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
-import { freePort, startService, waitForPort, writePilotFile } from '../../../test/helpers/processes.ts';
+import { startService, writePilotFile } from '../../../test/helpers/processes.ts';
+import { freePort, waitForPort } from '../../../test/helpers/ports.ts';
 
 /** The `flowpilot` command as an operator runs it: what it prints and its exit code. */
 const CLI = fileURLToPath(new URL('../bin/flowpilot.js', import.meta.url));

@@ -5,3 +5,4 @@ export * from './plausibility.ts';
 export * from './status.ts';
 export * from './pilot.ts';
 export * from './time-grammar.ts';
+export * from './dead-letter.ts';

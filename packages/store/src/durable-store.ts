@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import type { DeadLetter, DeadLetterInput } from '@flowpilot/schema';
 import { closeSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, restrictFileMode } from './private-files.ts';
@@ -31,24 +32,7 @@ export interface SpoolRecord {
   tsMs: number;
 }
 
-export interface DeadLetterInput {
-  receivedAtMs: number;
-  topic: string;
-  meterId: string | null;
-  clientId: string | null;
-  code: string;
-  reason: string;
-  payload: string;
-}
-
-export interface DeadLetter extends DeadLetterInput {
-  id: number;
-  replayedAtMs: number | null;
-  /** The payload's size as received, in UTF-8 bytes. */
-  payloadBytes: number;
-  /** `payload` holds only its first deadLetterMaxPayloadBytes bytes (cut on a character boundary). */
-  truncated: boolean;
-}
+export type { DeadLetter, DeadLetterInput } from '@flowpilot/schema';
 
 /** Why the store refuses a meter's publish (the broker then withholds the PUBACK, SPEC section 6). */
 export type StoreRefusal = 'store_full' | 'meter_share';

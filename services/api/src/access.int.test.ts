@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { InfluxClient } from '@flowpilot/influx';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../../test/helpers/wait.ts';
 import { openApiTokenStore } from './api-tokens.ts';
 import { createApi } from './app.ts';
 import type { ApiOptions } from './app.ts';
@@ -52,14 +53,6 @@ function openStream(url: string): Promise<{ response: IncomingMessage; body: () 
   });
 }
 
-async function eventually(probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('limits over real sockets', () => {
   it('serves maxLiveConnections live streams and answers the next 503 ERR_LIVE_FULL, until one closes', async () => {
     const feed = createMemoryLiveFeed();
@@ -75,7 +68,7 @@ describe('limits over real sockets', () => {
     expect(JSON.parse(await third.body())).toMatchObject({ error: { code: 'ERR_LIVE_FULL', message: expect.stringContaining('2 live streams') } });
 
     first.close();
-    await eventually(() => feed.listenerCount() === 1, 5000, 'the closed stream to be dropped');
+    await eventually(() => feed.listenerCount() === 1, Boolean, 5000, 'the closed stream to be dropped');
     const fourth = await openStream(`${baseUrl}/api/v1/live`);
     cleanups.push(() => fourth.close());
     expect(fourth.response.statusCode).toBe(200);
@@ -99,7 +92,7 @@ describe('limits over real sockets', () => {
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => (text += chunk));
     const ended = new Promise<void>((resolve) => stream.on('end', resolve));
-    await eventually(() => text.includes(': heartbeat'), 5000, 'a heartbeat');
+    await eventually(() => text.includes(': heartbeat'), Boolean, 5000, 'a heartbeat');
     tokens.revoke('wall-screen');
     await ended;
   });

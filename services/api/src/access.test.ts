@@ -37,6 +37,8 @@ const letter: DeadLetterRecord = {
   code: 'ERR_METER_UNKNOWN',
   reason: 'meter "X-9" is not in the pilot',
   payload: '{"v":1,"meterId":"X-9","bad":"\u0007"}',
+  payloadBytes: 38,
+  truncated: false,
   replayedAtMs: null,
 };
 

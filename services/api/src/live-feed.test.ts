@@ -2,7 +2,8 @@ import { createMeterRegistry, toWireReading } from '@flowpilot/schema';
 import fc from 'fast-check';
 import type { Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { LiveState, createLiveMessageHandler } from './live-feed.ts';
+import { liveFeedContract } from './live-feed-contract.ts';
+import { LiveState, createLiveMessageHandler, createMemoryLiveFeed } from './live-feed.ts';
 import { testPilot } from './test-pilot.ts';
 
 // SPEC section 8: nothing a client sends may stop a service. The live feed's message handler
@@ -88,3 +89,20 @@ describe('the live feed\'s message handler', () => {
     expect(errors).toHaveLength(1);
   });
 });
+
+// The in-memory feed the API's tests hand to createApi: the same contract as the MQTT feed
+// (live.int.test.ts). Pushing into memory is its delivery; it takes typed readings, so there is
+// no payload to parse.
+liveFeedContract(
+  'in memory (createMemoryLiveFeed)',
+  async (options = {}) => {
+    const feed = createMemoryLiveFeed(undefined, { meterIds: testPilot().meters.map((m) => m.id) });
+    for (const status of options.statusesBeforeStart ?? []) feed.publishStatus(status);
+    return {
+      feed,
+      publishReading: async (reading) => feed.publishReading(reading),
+      publishStatus: async (status) => feed.publishStatus(status),
+      dispose: () => feed.close(),
+    };
+  },
+);

@@ -247,21 +247,35 @@ export interface MemoryLiveFeed extends LiveFeed {
   setConnected(connected: boolean): void;
 }
 
-export function createMemoryLiveFeed(clock: () => number = () => Date.now()): MemoryLiveFeed {
+export interface MemoryLiveFeedOptions {
+  /** The pilot's meters: readings and statuses of any other meter are ignored, as the MQTT feed does. All meters when absent. */
+  meterIds?: Iterable<string>;
+}
+
+export function createMemoryLiveFeed(clock: () => number = () => Date.now(), options: MemoryLiveFeedOptions = {}): MemoryLiveFeed {
   const live = new LiveState();
+  const known = options.meterIds ? new Set(options.meterIds) : null;
+  const accepts = (meterId: string) => !closed && (known === null || known.has(meterId));
   let isConnected = true;
+  let closed = false;
   return {
     connected: () => isConnected,
     state: (meterId) => live.state(meterId),
     onReading: (listener) => live.onReading(listener),
     listenerCount: () => live.listenerCount(),
     close: async () => {
+      // Like the MQTT feed: nothing is recorded or fanned out once closed.
+      closed = true;
       isConnected = false;
     },
-    publishReading: (reading, receivedAtMs = clock()) => live.recordReading(reading, receivedAtMs),
-    publishStatus: (status) => live.recordStatus(status),
+    publishReading: (reading, receivedAtMs = clock()) => {
+      if (accepts(reading.meterId)) live.recordReading(reading, receivedAtMs);
+    },
+    publishStatus: (status) => {
+      if (accepts(status.meterId)) live.recordStatus(status);
+    },
     setConnected: (connected) => {
-      isConnected = connected;
+      isConnected = connected && !closed;
     },
   };
 }

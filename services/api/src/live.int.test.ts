@@ -5,14 +5,16 @@ import type { AddressInfo, Server } from 'node:net';
 import { Aedes } from 'aedes';
 import type { InfluxClient } from '@flowpilot/influx';
 import { toWireReading } from '@flowpilot/schema';
-import type { Reading } from '@flowpilot/schema';
+import type { MeterStatus, Reading } from '@flowpilot/schema';
 import type { FastifyInstance } from 'fastify';
 import { connectAsync } from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
+import { eventually } from '../../../test/helpers/wait.ts';
 import type { LiveReading } from './api-schemas.ts';
 import { createApi } from './app.ts';
+import { liveFeedContract } from './live-feed-contract.ts';
 import { createMqttLiveFeed } from './live-feed.ts';
 import type { LiveFeed } from './live-feed.ts';
 import { testPilot } from './test-pilot.ts';
@@ -34,16 +36,6 @@ interface World {
   app: FastifyInstance;
   baseUrl: string;
   influx: InfluxClient;
-}
-
-async function eventually<T>(probe: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 async function startBroker(): Promise<{ broker: Aedes; server: Server; mqttUrl: string }> {
@@ -196,4 +188,48 @@ describe('GET /readyz over real parts', () => {
     const degraded = await eventually(() => fetch(`${world.baseUrl}/readyz`), (r) => r.status === 503, 5000, '/readyz to answer 503');
     expect(await degraded.json()).toEqual({ status: 'degraded', checks: { influx: { ok: true, version: expect.any(String) }, broker: { ok: false } } });
   });
+});
+
+/** A status as a meter publishes it on `meters/{id}/status` (SPEC section 1). */
+function wireStatus(status: MeterStatus): string {
+  return JSON.stringify({ online: status.online, ts: new Date(status.tsMs).toISOString(), ...(status.firmware === undefined ? {} : { firmware: status.firmware }) });
+}
+
+// The MQTT feed against a real Aedes broker on a free loopback port: every meter message is a
+// QoS 1 publish of MQTT.js (statuses retained), and the feed gets what the broker forwards.
+liveFeedContract('over MQTT (createMqttLiveFeed and an Aedes broker)', async (options = {}) => {
+  const { broker, server, mqttUrl } = await startBroker();
+  let feed: LiveFeed | undefined;
+  let meters: MqttClient | undefined;
+  const dispose = async () => {
+    await feed?.close();
+    await meters?.endAsync(true);
+    await stopBroker(broker, server);
+  };
+  try {
+    const publisher = await connectAsync(mqttUrl, { protocolVersion: 4, clientId: 'contract-meters', reconnectPeriod: 0 });
+    meters = publisher;
+    const publishStatus = async (status: MeterStatus) => {
+      await publisher.publishAsync(`meters/${status.meterId}/status`, wireStatus(status), { qos: 1, retain: true });
+    };
+    for (const status of options.statusesBeforeStart ?? []) await publishStatus(status);
+    // Connected is not yet subscribed: the world is ready once the broker has the feed's subscription.
+    let subscribed = false;
+    broker.on('subscribe', (_subscriptions, client) => {
+      if (client?.id === 'contract-feed') subscribed = true;
+    });
+    const started = createMqttLiveFeed({ mqttUrl, pilot: testPilot(), reconnectPeriodMs: 200, clientId: 'contract-feed' });
+    feed = started;
+    await eventually(() => subscribed && started.connected(), Boolean, 5000, 'the live feed to connect and subscribe');
+    return {
+      feed: started,
+      publishReading: (r) => publish(publisher, toWireReading(r), r.meterId),
+      publishStatus,
+      publishPayload: (meterId, payload) => publish(publisher, payload, meterId),
+      dispose,
+    };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
 });

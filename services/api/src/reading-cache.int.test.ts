@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { createReadingsRepository, readingLine } from '@flowpilot/influx';
 import type { Reading } from '@flowpilot/schema';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
-import { connectMeter, eventually, makePilot, startTestPipeline, wireReading } from '../../../test/helpers/pipeline.ts';
+import { connectMeter, makePilot, startTestPipeline, wireReading } from '../../../test/helpers/pipeline.ts';
+import { eventually } from '../../../test/helpers/wait.ts';
 import { createCachedColumnsReader, createDirectColumnsReader } from './reading-cache.ts';
 
 const DAY = 86_400_000;

@@ -1,4 +1,4 @@
-import { FlowPilotError } from '@flowpilot/schema';
+import { FlowPilotError, type DeadLetter } from '@flowpilot/schema';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -6,18 +6,8 @@ import { principalOf } from '../access.ts';
 import { errorResponseSchema } from '../api-schemas.ts';
 import type { ApiContext } from '../context.ts';
 
-/** A dead letter as the durable store keeps it (@flowpilot/store's DeadLetter has this shape). */
-export interface DeadLetterRecord {
-  id: number;
-  receivedAtMs: number;
-  topic: string;
-  meterId: string | null;
-  clientId: string | null;
-  code: string;
-  reason: string;
-  payload: string;
-  replayedAtMs: number | null;
-}
+/** A dead letter as the durable store keeps it. */
+export type DeadLetterRecord = DeadLetter;
 
 export interface DeadLetterFilter {
   code?: string;

@@ -503,11 +503,39 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   let flushScheduled = false;
   let closed = false;
   const listeners = new Set<() => void>();
+  // The depth is asked before every PUBACK (refusal), and a SQLite read costs microseconds on
+  // the broker's hot path. It is read once per event-loop turn: appends commit once per turn
+  // (group commit), so within a turn the committed depth cannot change but by this process's
+  // own commits and acknowledgements, which drop the cached value. Another process's
+  // acknowledgements (a standalone ingest) only lower it, and are seen from the next turn.
+  let turnDepth: number | null = null;
+  const turnMeterDepth = new Map<string, number>();
+  let forgetScheduled = false;
+  function forgetDepthsNextTurn(): void {
+    if (forgetScheduled) return;
+    forgetScheduled = true;
+    setImmediate(forgetDepths);
+  }
+  function forgetDepths(): void {
+    forgetScheduled = false;
+    turnDepth = null;
+    turnMeterDepth.clear();
+  }
   function countRecords(): number {
-    return selectDepth.get() as number;
+    if (turnDepth === null) {
+      turnDepth = selectDepth.get() as number;
+      forgetDepthsNextTurn();
+    }
+    return turnDepth;
   }
   function countMeterRecords(meterId: string): number {
-    return (selectMeterDepth.get(meterId) as number | undefined) ?? 0;
+    let depth = turnMeterDepth.get(meterId);
+    if (depth === undefined) {
+      depth = (selectMeterDepth.get(meterId) as number | undefined) ?? 0;
+      turnMeterDepth.set(meterId, depth);
+      forgetDepthsNextTurn();
+    }
+    return depth;
   }
 
   function flush(): void {
@@ -520,6 +548,8 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
     } catch (error) {
       for (const item of batch) item.reject(error as Error);
       return;
+    } finally {
+      forgetDepths();
     }
     for (const item of batch) item.resolve();
     if (batch.some((item) => item.records.length > 0)) for (const listener of listeners) listener();
@@ -580,7 +610,11 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       return lastId === -1 ? null : { lastId, lines, meterIds, oldestReceivedAtMs };
     },
     acknowledge(lastId, deadLetters = []) {
-      acknowledgeTx(lastId, deadLetters);
+      try {
+        acknowledgeTx(lastId, deadLetters);
+      } finally {
+        forgetDepths();
+      }
     },
     depth() {
       const records = countRecords();

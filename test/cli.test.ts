@@ -1,20 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAckedPublishers } from './helpers/acked-publisher.ts';
 import { createTestInflux } from './helpers/influx.ts';
 import { storedPairs } from './helpers/pipeline.ts';
 import { eventually } from './helpers/wait.ts';
-import { simulatorLogin, startService, writePilotFile } from './helpers/processes.ts';
+import { runFlowpilot, simulatorLogin, startService, writePilotFile } from './helpers/processes.ts';
 import { freePort, waitForPort } from './helpers/ports.ts';
 
-/** The `flowpilot` command as an operator runs it. */
-const CLI = fileURLToPath(new URL('../apps/flowpilot/bin/flowpilot.js', import.meta.url));
-const run = promisify(execFile);
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -26,15 +20,7 @@ function tempDir(): string {
   return dir;
 }
 
-async function flowpilot(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const flowpilot = runFlowpilot;
 
 describe('flowpilot check', () => {
   it('accepts the example pilot', async () => {

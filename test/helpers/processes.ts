@@ -1,13 +1,33 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 /**
  * FlowPilot services as real processes (`flowpilot broker`, `flowpilot ingest`), for the
  * fault tests that SIGKILL them. Each runs with the test's own data dir, ports and database.
  */
 const CLI = fileURLToPath(new URL('../../apps/flowpilot/bin/flowpilot.js', import.meta.url));
+
+export interface CommandOutcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Runs `flowpilot <args>` as an operator would, to its end: its exit code and what it printed. */
+export async function runFlowpilot(args: string[], env: Record<string, string> = {}): Promise<CommandOutcome> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as CommandOutcome;
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
 
 export interface ServiceProcess {
   readonly child: ChildProcess;

@@ -1,18 +1,12 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
-import { startService, writePilotFile } from '../../../test/helpers/processes.ts';
+import { runFlowpilot, type CommandOutcome, startService, writePilotFile } from '../../../test/helpers/processes.ts';
 import { freePort, waitForPort } from '../../../test/helpers/ports.ts';
 
-/** The `flowpilot` command as an operator runs it: what it prints and its exit code. */
-const CLI = fileURLToPath(new URL('../bin/flowpilot.js', import.meta.url));
-const run = promisify(execFile);
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -24,14 +18,8 @@ function tempDir(): string {
   return dir;
 }
 
-async function flowpilot(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, FLOWPILOT_DATA_DIR: tempDir(), ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+function flowpilot(args: string[], env: Record<string, string> = {}): Promise<CommandOutcome> {
+  return runFlowpilot(args, { FLOWPILOT_DATA_DIR: tempDir(), ...env });
 }
 
 describe('a mistake on the command line: ERR_USAGE, exit code 2, one line', () => {

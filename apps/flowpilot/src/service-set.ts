@@ -1,3 +1,4 @@
+import { TIMED_OUT, withTimeout } from '@flowpilot/async';
 import type { Logger } from 'pino';
 
 /** Something a command started and must stop: a server, a client, a child process. */
@@ -59,20 +60,14 @@ export function createServiceSet(log: Pick<Logger, 'info' | 'warn'>, options: Se
   async function stopEach(batch: Entry[], deadline: number): Promise<void> {
     for (const service of batch.reverse()) {
       const remainingMs = Math.max(100, deadline - Date.now());
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(resolve, remainingMs, 'timeout');
-        timer.unref?.();
-      });
       const stopped = Promise.resolve()
         .then(() => service.stop())
         .then(
           () => 'stopped' as const,
           (error: unknown) => ({ error }),
         );
-      const outcome = await Promise.race([stopped, timeout]);
-      clearTimeout(timer);
-      if (outcome === 'timeout') log.warn({ service: service.name }, 'did not stop in time');
+      const outcome = await withTimeout(stopped, remainingMs);
+      if (outcome === TIMED_OUT) log.warn({ service: service.name }, 'did not stop in time');
       else if (outcome !== 'stopped') log.warn({ service: service.name, err: (outcome.error as Error)?.message ?? String(outcome.error) }, 'stopped with an error');
     }
   }

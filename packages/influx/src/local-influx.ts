@@ -1,3 +1,4 @@
+import { TIMED_OUT, withTimeout } from '@flowpilot/async';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -286,7 +287,7 @@ export async function startLocalInflux(options: LocalInfluxOptions): Promise<Loc
     stopping ??= (async () => {
       if (!exited) {
         child.kill('SIGTERM');
-        const graceful = await Promise.race([exitedPromise.then(() => true), sleep(LOCAL_INFLUX_STOP_GRACE_MS).then(() => false)]);
+        const graceful = (await withTimeout(exitedPromise, LOCAL_INFLUX_STOP_GRACE_MS)) !== TIMED_OUT;
         if (!graceful) {
           log(`influxd did not stop within ${LOCAL_INFLUX_STOP_GRACE_MS} ms of SIGTERM: killing it`);
           child.kill('SIGKILL');

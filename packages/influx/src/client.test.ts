@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { FlowPilotError } from '@flowpilot/schema';
 import { createInfluxClient, redactUrl } from './client.ts';
@@ -170,6 +171,46 @@ describe('query', () => {
   ])('%s → %s', async (_name, answer, kind) => {
     const error = await caught(createInfluxClient(config, fakeFetch(answer)).query('SELECT flow FROM reading'));
     expect(error.kind).toBe(kind);
+  });
+});
+
+describe('query: an answer InfluxDB cut short ("partial": true) is refused, never returned', () => {
+  // InfluxDB 1.x with max-row-limit = 2 answering a 3-row SELECT without chunked=true: it keeps
+  // the first 2 rows and marks the series partial (canned from the 1.x handler's behaviour).
+  const cut = { results: [{ statement_id: 0, series: [{ name: 'reading', columns: ['time', 'flow'], values: [[1000, 1.5], [2000, 1.6]], partial: true }] }] };
+
+  it('a series marked partial → ERR_INFLUX_QUERY saying the answer was cut and what to do', async () => {
+    const error = await caught(createInfluxClient(config, fakeFetch(() => json(200, cut))).query('SELECT flow FROM reading'));
+    expect(error).toMatchObject({ kind: 'query', code: 'ERR_INFLUX_QUERY', status: 200 });
+    expect(error.message).toMatch(/cut its answer short after 2 rows/);
+    expect(error.message).toMatch(/Raise max-row-limit .* or narrow the query/);
+  });
+
+  it('a result marked partial → the same refusal', async () => {
+    const body = { results: [{ statement_id: 0, partial: true, series: [{ name: 'reading', columns: ['time'], values: [[1000]] }] }] };
+    const error = await caught(createInfluxClient(config, fakeFetch(() => json(200, body))).query('SELECT flow FROM reading'));
+    expect(error.code).toBe('ERR_INFLUX_QUERY');
+  });
+
+  it('does not ask for chunked answers, so partial can only mean a cut', async () => {
+    const fake = fakeFetch(() => json(200, { results: [{ statement_id: 0, series: [{ name: 'reading', columns: ['time'], values: [[1000]], partial: false }] }] }));
+    expect(await createInfluxClient(config, fake).query('SELECT flow FROM reading')).toHaveLength(1);
+    expect(fake.calls[0]?.url.searchParams.has('chunked')).toBe(false);
+  });
+
+  it('refuses it over a real loopback HTTP server as well', async () => {
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { 'Content-Type': 'application/json', 'X-Influxdb-Version': '1.8.10' });
+      response.end(JSON.stringify(cut));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const error = await caught(createInfluxClient({ url: `http://127.0.0.1:${port}`, database: 'flowpilot' }).query('SELECT flow FROM reading'));
+      expect(error.code).toBe('ERR_INFLUX_QUERY');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

@@ -25,6 +25,8 @@ export interface InfluxSeries {
   tags?: Record<string, string>;
   columns: string[];
   values: unknown[][];
+  /** Set by the server on a series it cut (see `query`); a series this client returns never has it. */
+  partial?: boolean;
 }
 
 /** The v1 HTTP API that 1.x, 2.x (compatibility API) and 3.x Core all serve (SPEC section 2). */
@@ -48,6 +50,7 @@ interface StatementResult {
   statement_id?: number;
   series?: InfluxSeries[];
   error?: string;
+  partial?: boolean;
 }
 
 // Reads (SELECT without INTO, SHOW) go as GET; everything else must be a POST on 1.x (GET only
@@ -176,6 +179,27 @@ export function createInfluxClient(config: InfluxConfig, deps: InfluxClientDeps 
       // 1.x reports a missing database per statement, with HTTP 200.
       const kind = /database not found/i.test(first.error) ? 'database' : 'query';
       throw new InfluxError(kind, `InfluxDB at ${where} refused the query: ${first.error}`, { status: answer.status });
+    }
+    // A cut answer is refused, never returned as if whole: every metric computed from it would be
+    // silently wrong (a week's volume from the first days, completeness too low). This client does
+    // not ask for chunked answers (no `chunked=true`), so a `partial` marker can only mean a cut:
+    // - InfluxDB 1.x with `max-row-limit` > 0 ([http] section; 0, no limit, in current 1.x
+    //   releases, 10 000 in early ones such as 1.2) truncates a non-chunked answer at that many
+    //   rows and marks the last series it kept `"partial": true` (the series after it are dropped;
+    //   the result may carry `"partial": true` as well). In chunked answers 1.x
+    //   marks a result or series continued in the next chunk the same way, which is not a cut,
+    //   but that needs `chunked=true`, never sent here.
+    // - InfluxDB 2.x's v1 compatibility /query and 3.x Core's v1 /query have no row limit for a
+    //   non-chunked answer and set `partial` only between chunks; should any of them mark a
+    //   non-chunked answer, the same check refuses it.
+    if (first.partial === true || first.series?.some((s) => s.partial === true)) {
+      const rows = (first.series ?? []).reduce((n, s) => n + (s.values?.length ?? 0), 0);
+      throw new InfluxError(
+        'query',
+        `InfluxDB at ${where} cut its answer short after ${rows} rows ("partial": true, its max-row-limit): the result is incomplete. ` +
+          'Raise max-row-limit in the [http] section of influxdb.conf (0 = no limit) or INFLUXDB_HTTP_MAX_ROW_LIMIT, or narrow the query (a shorter window)',
+        { status: answer.status },
+      );
     }
     return first.series ?? [];
   }

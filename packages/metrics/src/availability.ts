@@ -33,40 +33,72 @@ export interface DeliveryResult {
   distinctSeq: number;
   /** Σ over seq runs of (max seq − min seq + 1). */
   producedSeq: number;
-  /** Times seq went down in time order: the meter restarted its counter. */
+  /** Times seq fell in arrival order: the meter restarted its counter. */
   seqRestarts: number;
+  /** Readings of W without `received_at`, placed in arrival order at their `ts` (see computeDelivery). */
+  withoutReceivedAt: number;
 }
 
 /**
- * SPEC section 4 `delivery`: distinct seq / (max seq − min seq + 1) over the readings in W.
- * SPEC section 1 has seq grow by 1 per reading; a meter that restarts and counts from 0
- * again would make max − min meaningless, so a seq that goes DOWN in time order starts a
- * new run and delivery = Σ distinct / Σ (max − min + 1) over the runs. Without a restart
- * this is exactly the SPEC formula.
+ * SPEC section 4 `delivery`: Σ over runs of distinct seq received / Σ over runs of (max seq −
+ * min seq + 1), over the readings in W (W selects by `ts`, like every metric).
+ * - Runs are cut in the order the readings ARRIVED (`received_at`, ties by seq), not by `ts`:
+ *   a meter whose clock steps back keeps counting seq up, so in arrival order seq does not
+ *   fall and one run covers it (by `ts`, the readings after the step interleave with those
+ *   before it and every interleaving looked like a restart).
+ * - A run restarts when seq falls in arrival order to or below the lowest seq of the current
+ *   run (SPEC section 1: seq grows by 1 per reading, so a meter that restarts its counter
+ *   comes back at or below where the run began, typically 0). A seq that falls but stays
+ *   above the run's lowest is a late arrival (a backfill array or a dead-letter replay
+ *   delivered after newer readings) and fills its place in the current run; a seq already
+ *   counted in the run counts once (a duplicate).
+ * - A reading without `received_at` (stored before the field existed) is placed at its `ts`:
+ *   a live reading arrives a few seconds after its ts, so this is its arrival order to within
+ *   the latency; when no reading has `received_at` this is the plain `ts` order.
+ * Without restarts and late arrivals this is exactly the table's distinct / (max − min + 1).
  */
 export function computeDelivery(input: SeriesInput, window: TimeWindow): DeliveryResult {
   const series = toSeries(input);
   const { lo, hi } = windowRange(series, window);
-  if (hi === lo) return { delivery: null, distinctSeq: 0, producedSeq: 0, seqRestarts: 0 };
-  const seq = series.seq;
-  let distinct = 1;
+  if (hi === lo) return { delivery: null, distinctSeq: 0, producedSeq: 0, seqRestarts: 0, withoutReceivedAt: 0 };
+  const { seq, receivedAtMs, tsMs } = series;
+  let withoutReceivedAt = 0;
+  const arrivedAt = new Float64Array(hi - lo);
+  const order: number[] = [];
+  for (let i = lo; i < hi; i++) {
+    const received = receivedAtMs[i] as number;
+    if (Number.isNaN(received)) withoutReceivedAt++;
+    arrivedAt[i - lo] = Number.isNaN(received) ? (tsMs[i] as number) : received;
+    order.push(i);
+  }
+  order.sort((a, b) => (arrivedAt[a - lo] as number) - (arrivedAt[b - lo] as number) || (seq[a] as number) - (seq[b] as number));
+  let distinct = 0;
   let produced = 0;
   let restarts = 0;
-  let runStart = seq[lo] as number;
-  for (let i = lo + 1; i < hi; i++) {
+  let seen = new Set<number>();
+  let min = Infinity;
+  let max = -Infinity;
+  for (const i of order) {
     const s = seq[i] as number;
-    const before = seq[i - 1] as number;
-    if (s > before) distinct++;
-    else if (s < before) {
-      produced += before - runStart + 1;
-      runStart = s;
+    if (!Number.isFinite(s)) continue; // a reading without seq says nothing about delivery
+    if (s <= min && s < max) {
+      // seq fell below the whole current run: the meter restarted its counter.
+      distinct += seen.size;
+      produced += max - min + 1;
       restarts++;
-      distinct++;
+      seen = new Set<number>();
+      min = Infinity;
+      max = -Infinity;
     }
-    // s === before: the same seq at two timestamps counts once.
+    seen.add(s);
+    if (s < min) min = s;
+    if (s > max) max = s;
   }
-  produced += (seq[hi - 1] as number) - runStart + 1;
-  return { delivery: distinct / produced, distinctSeq: distinct, producedSeq: produced, seqRestarts: restarts };
+  if (seen.size > 0) {
+    distinct += seen.size;
+    produced += max - min + 1;
+  }
+  return { delivery: produced > 0 ? distinct / produced : null, distinctSeq: distinct, producedSeq: produced, seqRestarts: restarts, withoutReceivedAt };
 }
 
 export interface Gap {

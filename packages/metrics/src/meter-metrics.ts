@@ -7,7 +7,7 @@ import type { GapSummary } from './availability.ts';
 import { computeLatency } from './latency.ts';
 import type { LatencyResult } from './latency.ts';
 import { computeMinNightFlow } from './night-flow.ts';
-import type { MinNightFlowResult, NightPilot } from './night-flow.ts';
+import type { MinNightFlowResult, NightPilot, ReverseTotals } from './night-flow.ts';
 import { toSeries, windowRange } from './series.ts';
 import type { SeriesInput, TimeWindow } from './series.ts';
 import { computeFlowStats, computeTotalizerConsistency, computeVolume } from './volume.ts';
@@ -21,6 +21,8 @@ export interface MeterMetricsOptions {
    */
   reference?: SeriesInput;
   accuracy?: Partial<AccuracyOptions>;
+  /** The meter's reverse totalizer: minNightFlow's reverse volume then comes from its steps, else from the reverse flow (see computeMinNightFlow). */
+  reverseTotals?: ReverseTotals;
 }
 
 /** Every SPEC section 4 metric of one meter over one window; plain JSON (no NaN, no typed arrays). */
@@ -43,7 +45,8 @@ export interface MeterMetrics {
   minNightFlow: MinNightFlowResult;
   totalizerConsistency: TotalizerConsistency;
   alarms: Record<AlarmName, number>;
-  rejected: Record<string, number>;
+  /** Rejected messages per reason; null when unknown (no dead-letter store at hand), never 0 (SPEC section 4). */
+  rejected: Record<string, number> | null;
   /** null unless the meter is a `test` meter and `options.reference` was given. */
   accuracy: AccuracyResult | null;
   errorCurve: ErrorCurveBin[] | null;
@@ -52,14 +55,15 @@ export interface MeterMetrics {
 /**
  * All of SPEC section 4 for one meter over W = [from, to). The readings are sorted and
  * de-duplicated once (see toSeries) and may extend outside W: each metric takes the readings
- * of W itself. `rejectedByReason` (counted by the ingest, SPEC section 1) is passed through.
+ * of W itself. `rejectedByReason` (counted by the ingest, SPEC section 1) is passed through;
+ * null or left out means unknown and stays null (SPEC section 4: an unknown count is never 0).
  */
 export function computeMeterMetrics(
   readings: SeriesInput,
   meter: MeterConfig,
   window: TimeWindow,
   pilot: NightPilot,
-  rejectedByReason: Record<string, number> = {},
+  rejectedByReason: Record<string, number> | null = null,
   options: MeterMetricsOptions = {},
 ): MeterMetrics {
   const series = toSeries(readings);
@@ -68,7 +72,9 @@ export function computeMeterMetrics(
   const expected = expectedReadings(intervalSec, window);
   const received = hi - lo;
   const delivery = computeDelivery(series, window);
-  const volume = computeVolume(series, window);
+  // Volume and totalizer consistency interpolate the totals at the edges of W from the readings
+  // just outside it (up to 3Δ): the caller passes readings of [from − 3Δ, to + 3Δ] (SPEC section 4).
+  const volume = computeVolume(series, intervalSec, window);
   let accuracy: AccuracyResult | null = null;
   let errorCurve: ErrorCurveBin[] | null = null;
   if (meter.role === 'test' && options.reference !== undefined) {
@@ -91,10 +97,10 @@ export function computeMeterMetrics(
     volumeM3: volume.volumeM3,
     totalizerResets: volume.resets,
     flow: computeFlowStats(series, window),
-    minNightFlow: computeMinNightFlow(series, intervalSec, window, pilot),
+    minNightFlow: computeMinNightFlow(series, intervalSec, window, pilot, options.reverseTotals),
     totalizerConsistency: computeTotalizerConsistency(series, intervalSec, window),
     alarms: countAlarms(series, window),
-    rejected: { ...rejectedByReason },
+    rejected: rejectedByReason === null ? null : { ...rejectedByReason },
     accuracy,
     errorCurve,
   };

@@ -101,3 +101,64 @@ describe('minNightFlow (SPEC 4)', () => {
     expect(computeMinNightFlow([], 60, W, pilot)).toMatchObject({ minM3h: null, minNight: null, latestM3h: null, latestNight: null, nights: 0 });
   });
 });
+
+describe('minNightFlow counts forward flow only, reverse volume beside it (SPEC 4 refinement)', () => {
+  const pilot = almaty({ start: '02:00', end: '04:00' });
+  // Night 20 Nov = [19 Nov 21:00Z, 23:00Z): 120 readings a minute apart, m = 0…119 from 21:00Z.
+  const night20 = { fromMs: Date.UTC(2026, 10, 19, 21), toMs: Date.UTC(2026, 10, 19, 23) };
+  const minute = (t: number) => Math.round((t - night20.fromMs) / MIN);
+  const W1 = { fromMs: Date.UTC(2026, 10, 19, 19), toMs: Date.UTC(2026, 10, 20, 19) }; // local day 20 Nov: one night
+
+  it('a night of +2 m³/h then −2 m³/h halves: mean 0 before → 1 m³/h, reverse volume from the flow', () => {
+    const readings = everyMinute(night20, (t) => (minute(t) < 60 ? 2 : -2));
+    const result = computeMinNightFlow(readings, 60, W1, pilot);
+    // Mean: before (60·2 + 60·(−2)) / 120 = 0; now (60·2 + 60·0) / 120 = 1.
+    // Reverse (no totalizer given): trapezoids of max(0, −flow) over the 119 pairs 1 min apart:
+    // 59 pairs inside the reverse hour at (2 + 2)/2 · 1/60 h = 1/30 m³, the pair 21:59 → 22:00
+    // across the sign change at (0 + 2)/2 · 1/60 = 1/60 m³: 59/30 + 1/60 = 119/60 m³.
+    expect(result).toMatchObject({ minM3h: 1, minNight: '2026-11-20', latestM3h: 1, nights: 1 });
+    expect(result.minReverseM3).toBeCloseTo(119 / 60, 12);
+    expect(result.latestReverseM3).toBeCloseTo(119 / 60, 12);
+    expect(result.byNight[0]).toMatchObject({ meanM3h: 1, reverseSource: 'flow', readings: 120, counted: true });
+  });
+
+  it('takes the reverse volume from the steps of totalReverse when it is given', () => {
+    const readings = everyMinute(night20, (t) => (minute(t) < 60 ? 2 : -2));
+    // The register at 10 m³ during the forward hour, then 2 m³/h = 1/30 m³ a minute: at m ≥ 60
+    // it reads 10 + (m − 59)/30, 12 at m = 119. Sum of positive steps: 60 · 1/30 = 2 m³ (the
+    // register also counted the half minute around the sign change the trapezoids split).
+    const reverseTotals = { tsMs: readings.map((r) => r.tsMs), totalReverseM3: readings.map((r) => (minute(r.tsMs) < 60 ? 10 : 10 + (minute(r.tsMs) - 59) / 30)) };
+    const result = computeMinNightFlow(readings, 60, W1, pilot, reverseTotals);
+    expect(result).toMatchObject({ minM3h: 1, nights: 1 });
+    expect(result.minReverseM3).toBeCloseTo(2, 12);
+    expect(result.byNight[0]?.reverseSource).toBe('totalReverse');
+    // Across a 30-minute hole in the readings (m = 70…99 missing, > 3Δ) the register still
+    // counts the whole 2 m³; the flow integral skips the pair 69 → 100 (a gap, nothing guessed):
+    // reverse pairs 60→69 (9) and 100→119 (19) at 1/30 m³ each, plus 1/60 across the sign
+    // change: 28/30 + 1/60 = 57/60 m³. A reading without totalReverse (m = 30) is skipped.
+    const holed = readings.filter((r) => minute(r.tsMs) < 70 || minute(r.tsMs) >= 100);
+    const holedTotals = { tsMs: holed.map((r) => r.tsMs), totalReverseM3: holed.map((r) => (minute(r.tsMs) === 30 ? null : minute(r.tsMs) < 60 ? 10 : 10 + (minute(r.tsMs) - 59) / 30)) };
+    expect(computeMinNightFlow(holed, 60, W1, pilot, holedTotals).minReverseM3).toBeCloseTo(2, 12);
+    expect(computeMinNightFlow(holed, 60, W1, pilot).minReverseM3).toBeCloseTo(57 / 60, 12);
+    // A register with fewer than two readings in the night: the flow integral stands in.
+    const lone = { tsMs: [night20.fromMs], totalReverseM3: [10] };
+    expect(computeMinNightFlow(readings, 60, W1, pilot, lone).byNight[0]).toMatchObject({ reverseSource: 'flow' });
+    expect(() => computeMinNightFlow(readings, 60, W1, pilot, { tsMs: [2, 1], totalReverseM3: [0, 0] })).toThrow(/sorted/);
+  });
+
+  it('a night entirely in reverse has forward mean 0 (before: −3) and is the minimum, its reverse volume beside it', () => {
+    // Night 20 Nov at −3 m³/h, nights 21 and 22 Nov at +0.5. Before: min −3 on the 20th. Now:
+    // the 20th has mean 0, still the minimum, with 119 pairs · 3/60 = 5.95 m³ reverse; the other
+    // nights' reverse volume is 0.
+    const readings = everyMinute(W, (t) => (t >= night20.fromMs && t < night20.toMs ? -3 : 0.5));
+    const result = computeMinNightFlow(readings, 60, W, pilot);
+    expect(result).toMatchObject({ minM3h: 0, minNight: '2026-11-20', latestM3h: 0.5, latestNight: '2026-11-22', latestReverseM3: 0, nights: 3 });
+    expect(result.minReverseM3).toBeCloseTo(5.95, 12);
+  });
+
+  it('a night without readings has no mean and no reverse volume', () => {
+    const result = computeMinNightFlow([], 60, W1, pilot, { tsMs: [], totalReverseM3: [] });
+    expect(result).toMatchObject({ minM3h: null, minReverseM3: null, latestM3h: null, latestReverseM3: null, nights: 0 });
+    expect(result.byNight).toEqual([{ night: '2026-11-20', ...night20, meanM3h: null, reverseM3: null, reverseSource: null, readings: 0, expected: 120, counted: false }]);
+  });
+});

@@ -1,4 +1,5 @@
 import { FlowPilotError } from '@flowpilot/schema';
+import { GAP_INTERVALS } from './availability.ts';
 import { assertInterval, assertWindow, lowerBound, toSeries } from './series.ts';
 import type { SeriesInput, TimeWindow } from './series.ts';
 
@@ -22,9 +23,15 @@ export interface LocalNight {
   toMs: number;
 }
 
+/** Where a night's reverse volume comes from (see `computeMinNightFlow`). */
+export type NightReverseSource = 'totalReverse' | 'flow';
+
 export interface NightFlow extends LocalNight {
-  /** Mean flow of the readings in [fromMs, toMs); null without readings. */
+  /** Mean forward flow of the readings in [fromMs, toMs), negative flow counted as 0; null without readings. */
   meanM3h: number | null;
+  /** Reverse volume of the night, m³; null when neither source gives one (fewer than two readings in the night). */
+  reverseM3: number | null;
+  reverseSource: NightReverseSource | null;
   readings: number;
   /** ⌊night length / Δ⌋. */
   expected: number;
@@ -35,8 +42,12 @@ export interface NightFlow extends LocalNight {
 export interface MinNightFlowResult {
   minM3h: number | null;
   minNight: string | null;
+  /** Reverse volume of the minimum night, m³, reported beside its forward mean (SPEC section 4). */
+  minReverseM3: number | null;
   latestM3h: number | null;
   latestNight: string | null;
+  /** Reverse volume of the latest night, m³. */
+  latestReverseM3: number | null;
   /** Nights that counted. */
   nights: number;
   /** Every night whose window lies inside W, counted or not, oldest first. */
@@ -145,28 +156,113 @@ export function localNights(window: TimeWindow, pilot: NightPilot): LocalNight[]
 }
 
 /**
- * SPEC section 4 `minNightFlow` (a leak indicator): for each local night inside W (see
- * `localNights`), the mean `flow` of the readings in the night window. A night counts only
- * when it holds at least half of its expected readings (⌊night length / Δ⌋ / 2, and at least
- * one): a night with a handful of readings would otherwise set the minimum by chance. The
- * result is the minimum over the counted nights (the earliest night on a tie) and the latest
- * counted night; `byNight` lists every night with its coverage so the rule can be checked.
+ * A meter's reverse totalizer (`totalReverse`, SPEC section 2), oldest first, with its own
+ * timestamps (it need not be aligned with the flow readings); null or undefined where a reading
+ * carries no `totalReverse`.
  */
-export function computeMinNightFlow(input: SeriesInput, intervalSec: number, window: TimeWindow, pilot: NightPilot): MinNightFlowResult {
+export interface ReverseTotals {
+  tsMs: ArrayLike<number>;
+  totalReverseM3: ArrayLike<number | null | undefined>;
+}
+
+const MS_PER_HOUR = 3_600_000;
+
+/**
+ * Reverse volume from the reverse totalizer: the sum of the positive steps of `totalReverse`
+ * between consecutive readings inside [fromMs, toMs) that carry it (a decreasing step is a reset
+ * and counts 0, as for `volume`). null with fewer than two such readings.
+ */
+function reverseFromTotals(totals: ReverseTotals, fromMs: number, toMs: number): number | null {
+  let previous: number | null = null;
+  let steps = 0;
+  let volumeM3 = 0;
+  // A night is a few hours: a linear scan from the binary-searched start is cheap.
+  let lo = 0;
+  let hi = totals.tsMs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((totals.tsMs[mid] as number) < fromMs) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = lo; i < totals.tsMs.length && (totals.tsMs[i] as number) < toMs; i++) {
+    const value = totals.totalReverseM3[i];
+    if (value === null || value === undefined || !Number.isFinite(value)) continue;
+    if (previous !== null) {
+      steps++;
+      if (value > previous) volumeM3 += value - previous;
+    }
+    previous = value;
+  }
+  return steps > 0 ? volumeM3 : null;
+}
+
+function assertSorted(totals: ReverseTotals): void {
+  if (totals.tsMs.length !== totals.totalReverseM3.length) {
+    throw new FlowPilotError('ERR_VALIDATION', `reverseTotals: ${totals.tsMs.length} timestamps but ${totals.totalReverseM3.length} totals`);
+  }
+  for (let i = 1; i < totals.tsMs.length; i++) {
+    if (!((totals.tsMs[i] as number) >= (totals.tsMs[i - 1] as number))) throw new FlowPilotError('ERR_VALIDATION', 'reverseTotals must be sorted by tsMs, oldest first');
+  }
+}
+
+/**
+ * SPEC section 4 `minNightFlow` (a leak indicator): for each local night inside W (see
+ * `localNights`), the mean FORWARD flow of the readings in the night window: negative `flow`
+ * counts as 0 (SPEC section 4 refinement). Averaging reverse flow in would let a backflow
+ * cancel a leak: +2 m³/h for one hour and −2 m³/h for the next would read 0. The night's
+ * reverse volume is reported beside the mean instead (`reverseM3`), from:
+ * - the reverse totalizer `totalReverse` when `reverseTotals` holds at least two readings
+ *   carrying it inside the night: the sum of its positive steps between them. The register
+ *   counts every litre the meter measured, between readings and across gaps, so it wins;
+ * - otherwise the trapezoidal integral of the reverse flow max(0, −flow) over consecutive
+ *   readings inside the night at most 3Δ apart (the same pairs rule and rule of trapezoids as
+ *   `totalizerConsistency`, its sign mirrored): no reverse flow is guessed across a gap.
+ * `reverseSource` says which one was used; null when neither gives a figure.
+ * A night counts only when it holds at least half of its expected readings (⌊night length / Δ⌋
+ * / 2, and at least one): a night with a handful of readings would otherwise set the minimum by
+ * chance. The result is the minimum over the counted nights (the earliest night on a tie) and
+ * the latest counted night, each with its reverse volume; `byNight` lists every night with its
+ * coverage so the rule can be checked.
+ */
+export function computeMinNightFlow(input: SeriesInput, intervalSec: number, window: TimeWindow, pilot: NightPilot, reverseTotals?: ReverseTotals): MinNightFlowResult {
   assertInterval(intervalSec);
+  if (reverseTotals) assertSorted(reverseTotals);
   const series = toSeries(input);
   const intervalMs = intervalSec * 1000;
+  const maxStepMs = GAP_INTERVALS * intervalMs;
+  const { tsMs, flowM3h } = series;
   const byNight: NightFlow[] = [];
   let min: NightFlow | null = null;
   let latest: NightFlow | null = null;
   for (const night of localNights(window, pilot)) {
-    const lo = lowerBound(series.tsMs, night.fromMs);
-    const hi = lowerBound(series.tsMs, night.toMs);
+    const lo = lowerBound(tsMs, night.fromMs);
+    const hi = lowerBound(tsMs, night.toMs);
     let sum = 0;
-    for (let i = lo; i < hi; i++) sum += series.flowM3h[i] as number;
+    let reverseIntegralM3 = 0;
+    let pairs = 0;
+    for (let i = lo; i < hi; i++) {
+      const f = flowM3h[i] as number;
+      sum += Math.max(0, f);
+      if (i === lo || (tsMs[i] as number) - (tsMs[i - 1] as number) > maxStepMs) continue;
+      const r0 = Math.max(0, -(flowM3h[i - 1] as number));
+      const r1 = Math.max(0, -f);
+      reverseIntegralM3 += ((r0 + r1) / 2) * (((tsMs[i] as number) - (tsMs[i - 1] as number)) / MS_PER_HOUR);
+      pairs++;
+    }
+    const fromRegister = reverseTotals ? reverseFromTotals(reverseTotals, night.fromMs, night.toMs) : null;
+    const reverseM3 = fromRegister ?? (pairs > 0 ? reverseIntegralM3 : null);
+    const reverseSource: NightReverseSource | null = fromRegister !== null ? 'totalReverse' : pairs > 0 ? 'flow' : null;
     const readings = hi - lo;
     const expected = Math.floor((night.toMs - night.fromMs) / intervalMs);
-    const entry: NightFlow = { ...night, meanM3h: readings > 0 ? sum / readings : null, readings, expected, counted: readings > 0 && readings * 2 >= expected };
+    const entry: NightFlow = {
+      ...night,
+      meanM3h: readings > 0 ? sum / readings : null,
+      reverseM3,
+      reverseSource,
+      readings,
+      expected,
+      counted: readings > 0 && readings * 2 >= expected,
+    };
     byNight.push(entry);
     if (!entry.counted) continue;
     if (!min || (entry.meanM3h as number) < (min.meanM3h as number)) min = entry;
@@ -175,8 +271,10 @@ export function computeMinNightFlow(input: SeriesInput, intervalSec: number, win
   return {
     minM3h: min ? min.meanM3h : null,
     minNight: min ? min.night : null,
+    minReverseM3: min ? min.reverseM3 : null,
     latestM3h: latest ? latest.meanM3h : null,
     latestNight: latest ? latest.night : null,
+    latestReverseM3: latest ? latest.reverseM3 : null,
     nights: byNight.filter((n) => n.counted).length,
     byNight,
   };

@@ -11,10 +11,14 @@ export function kpiRows(m: ReportMeterMetrics, t: Translate, locale: string): Ar
     .filter(([, count]) => count > 0)
     .map(([name, count]) => `${t(`alarm.${name}`)}: ${count}`)
     .join(', ');
-  const rejected = Object.entries(m.rejected ?? {}).filter(([, count]) => count > 0);
-  const rejectedTotal = rejected.reduce((sum, [, count]) => sum + count, 0);
+  // SPEC section 4: null is unknown (the API had no dead-letter store at hand), shown as n/a, never 0.
+  const rejected = m.rejected === null ? null : Object.entries(m.rejected).filter(([, count]) => count > 0);
+  const rejectedTotal = rejected?.reduce((sum, [, count]) => sum + count, 0) ?? 0;
   const latency = m.latencyMs;
   const night = m.minNightFlow;
+  // The forward mean (SPEC section 4) with the night's reverse volume beside it when known.
+  const nightText = (meanM3h: number | null, date: string | null, reverseM3: number | null | undefined): string =>
+    `${formatNumber(locale, meanM3h, 3)} (${date ?? ''}${reverseM3 === null || reverseM3 === undefined ? '' : `, ${t('kpi.nightReverse', { volume: formatNumber(locale, reverseM3, 3) })}`})`;
   return [
     [t('kpi.completeness'), `${formatRatioPct(locale, m.completeness)} (${m.received} / ${m.expected})`],
     [t('kpi.delivery'), formatRatioPct(locale, m.delivery)],
@@ -22,9 +26,9 @@ export function kpiRows(m: ReportMeterMetrics, t: Translate, locale: string): Ar
     [t('kpi.latencyP95'), latency.p95 === null ? '—' : `${formatLatencyMs(locale, latency.p95)} (p50 ${formatLatencyMs(locale, latency.p50)}, p99 ${formatLatencyMs(locale, latency.p99)}, max ${formatLatencyMs(locale, latency.max)})`],
     [t('kpi.volume'), formatNumber(locale, m.volumeM3, 3)],
     [t('kpi.flowMean'), `${formatNumber(locale, m.flow.meanM3h, 3)} (min ${formatNumber(locale, m.flow.minM3h, 3)}, max ${formatNumber(locale, m.flow.maxM3h, 3)})`],
-    [t('kpi.nightFlow'), night.minM3h === null ? '—' : `${formatNumber(locale, night.minM3h, 3)} (${night.minNight ?? ''}); ${formatNumber(locale, night.latestM3h, 3)} (${night.latestNight ?? ''})`],
+    [t('kpi.nightFlow'), night.minM3h === null ? '—' : `${nightText(night.minM3h, night.minNight, night.minReverseM3)}; ${nightText(night.latestM3h, night.latestNight, night.latestReverseM3)}`],
     [t('kpi.totalizer'), m.totalizerConsistency.percent === null ? '—' : `${formatNumber(locale, m.totalizerConsistency.percent, 3)} %`],
     [t('kpi.alarms'), alarms || '0'],
-    [t('kpi.rejected'), rejectedTotal === 0 ? '0' : `${rejectedTotal} (${rejected.map(([reason, count]) => `${reason}: ${count}`).join(', ')})`],
+    [t('kpi.rejected'), rejected === null ? t('kpi.unknown') : rejectedTotal === 0 ? '0' : `${rejectedTotal} (${rejected.map(([reason, count]) => `${reason}: ${count}`).join(', ')})`],
   ];
 }

@@ -391,8 +391,11 @@ function dataQuality(ctx: Ctx): void {
       .filter(([, count]) => count > 0)
       .map(([reason, count]) => [m.meterId, reason, String(count)]),
   );
-  if (rejected.length === 0) paragraph(ctx, t('pdf.noRejected'));
-  else {
+  // SPEC section 4: a null count is unknown (no dead-letter store at hand), never "none rejected".
+  const unknown = data.meters.filter((m) => m.rejected === null);
+  if (unknown.length > 0) paragraph(ctx, `${unknown.length === data.meters.length ? '' : `${unknown.map((m) => m.meterId).join(', ')}: `}${t('pdf.rejectedUnknown')}`);
+  if (rejected.length === 0 && unknown.length === 0) paragraph(ctx, t('pdf.noRejected'));
+  else if (rejected.length > 0) {
     table(
       ctx,
       [

@@ -161,7 +161,10 @@ function kpiTable(ctx: Context, meters: readonly MeterMetrics[]): HTMLElement {
     const m = meters.find((x) => x.meterId === meter.id);
     if (!m) continue;
     const alarms = Object.entries(m.alarms ?? {}).filter(([, n]) => n > 0);
-    const rejected = Object.entries(m.rejected ?? {}).filter(([, n]) => n > 0);
+    // SPEC section 4: null is unknown (the API has no dead-letter store at hand): n/a, never 0.
+    const rejected = m.rejected === null ? null : Object.entries(m.rejected ?? {}).filter(([, n]) => n > 0);
+    const night = m.minNightFlow;
+    const reverse = (volume: number | null | undefined): string => (volume === null || volume === undefined ? '' : ` · ${t('kpi.nightReverse', { volume: formatNumber(locale, volume, 3) })}`);
     const sum = (list: Array<[string, number]>): number => list.reduce((s, [, n]) => s + n, 0);
     const cells: Array<[string, string, string?]> = [
       [formatRatioPct(locale, m.completeness), 'num', `${m.received} / ${m.expected}`],
@@ -170,10 +173,10 @@ function kpiTable(ctx: Context, meters: readonly MeterMetrics[]): HTMLElement {
       [m.gaps.count ? formatDurationMs(m.gaps.longestMs) : '—', 'num'],
       [formatLatencyMs(locale, m.latencyMs.p95), 'num', `p50 ${formatLatencyMs(locale, m.latencyMs.p50)} · p99 ${formatLatencyMs(locale, m.latencyMs.p99)} · max ${formatLatencyMs(locale, m.latencyMs.max)}`],
       [formatNumber(locale, m.volumeM3, 1), 'num'],
-      [formatNumber(locale, m.minNightFlow.minM3h, 3), 'num', m.minNightFlow.minNight ?? undefined],
+      [formatNumber(locale, night.minM3h, 3), 'num', night.minNight === null ? undefined : `${night.minNight}${reverse(night.minReverseM3)}`],
       [m.totalizerConsistency.percent === null ? '—' : `${formatNumber(locale, m.totalizerConsistency.percent, 2)} %`, 'num'],
       [String(sum(alarms)), 'num', alarms.map(([a, n]) => `${t(`alarm.${a}`)}: ${n}`).join(', ')],
-      [String(sum(rejected)), 'num', rejected.map(([r, n]) => `${r}: ${n}`).join(', ')],
+      rejected === null ? [t('kpi.unknown'), 'num'] : [String(sum(rejected)), 'num', rejected.map(([r, n]) => `${r}: ${n}`).join(', ')],
     ];
     tbody.append(
       h(

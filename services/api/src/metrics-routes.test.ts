@@ -156,7 +156,7 @@ describe('pure helpers', () => {
   });
 
   it('metricsCsvRow has one value per header column', () => {
-    const row = metricsCsvRow({
+    const metrics: ApiMeterMetrics = {
       meterId: 'M',
       role: 'monitor',
       reference: null,
@@ -172,14 +172,58 @@ describe('pure helpers', () => {
       volumeM3: 0,
       totalizerResets: 0,
       flow: { count: 0, meanM3h: null, minM3h: null, maxM3h: null },
-      minNightFlow: { minM3h: null, minNight: null, latestM3h: null, latestNight: null, nights: 0, byNight: [] },
+      minNightFlow: { minM3h: null, minNight: null, minReverseM3: null, latestM3h: null, latestNight: null, latestReverseM3: null, nights: 0, byNight: [] },
       totalizerConsistency: { percent: null, integralM3: 0, volumeM3: 0, pairs: 0, skippedPairs: { gap: 0, reset: 0 } },
       alarms: { reverse_flow: 0, empty_pipe: 0, leak: 0, tamper: 0, low_battery: 0, sensor_fault: 0, overload: 0 },
       rejected: { ERR_READING_SCHEMA: 2 },
       accuracy: null,
-    } satisfies ApiMeterMetrics);
+    };
+    const row = metricsCsvRow(metrics);
     expect(row).toHaveLength(METRICS_CSV_HEADER.length);
     expect(row.slice(0, 6)).toEqual(['M', 'monitor', null, '1970-01-01T00:00:00.000Z', '1970-01-02T00:00:00.000Z', 60]);
     expect(row).toContain('ERR_READING_SCHEMA=2');
+    // SPEC section 4: unknown (null) is an empty cell, known and none is 0.
+    const at = METRICS_CSV_HEADER.indexOf('rejected');
+    expect(metricsCsvRow({ ...metrics, rejected: null })[at]).toBeNull();
+    expect(metricsCsvRow({ ...metrics, rejected: {} })[at]).toBe(0);
+  });
+});
+
+describe('rejected (SPEC section 4: an unknown count is null, never 0)', () => {
+  const emptyInflux: InfluxClient = {
+    config: { url: 'http://influx.invalid', database: 'test' },
+    ping: async () => ({ version: 'fake' }),
+    ensureDatabase: async () => {},
+    write: async () => {},
+    query: async (): Promise<InfluxSeries[]> => [],
+  };
+  const rejectedOf = async (api: FastifyInstance, url: string): Promise<unknown[]> => {
+    const response = await api.inject(url);
+    expect(response.statusCode).toBe(200);
+    const body = response.json() as { meters?: Array<{ rejected: unknown }>; days?: Array<{ meters: Array<{ rejected: unknown }> }> };
+    return [...(body.meters ?? []), ...(body.days ?? []).flatMap((d) => d.meters)].map((m) => m.rejected);
+  };
+
+  it('answers rejected: null for every meter without a rejections provider (an API away from the dead-letter store)', async () => {
+    // `app` of beforeEach has no provider.
+    expect(await rejectedOf(app, '/api/v1/metrics')).toEqual([null, null, null]);
+    const daily = await rejectedOf(app, '/api/v1/metrics?from=2026-11-23&to=2026-11-25&per=day');
+    expect(daily.length).toBeGreaterThan(0);
+    expect(new Set(daily)).toEqual(new Set([null]));
+  });
+
+  it('answers {} with a provider and no rejections, the counts with some', async () => {
+    const withStore = await createApi({
+      pilot: testPilot(),
+      influx: emptyInflux,
+      liveFeed: createMemoryLiveFeed(),
+      clock: () => NOW_MS,
+      rejections: () => ({ 'T-MON': { ERR_READING_SCHEMA: 3 } }),
+    });
+    try {
+      expect(await rejectedOf(withStore, '/api/v1/metrics')).toEqual([{}, {}, { ERR_READING_SCHEMA: 3 }]);
+    } finally {
+      await withStore.close();
+    }
   });
 });

@@ -62,7 +62,9 @@ const nightSchema = z.object({
   night: z.string().describe('Local date the night window ends on'),
   fromMs: z.number(),
   toMs: z.number(),
-  meanM3h: z.number().nullable(),
+  meanM3h: z.number().nullable().describe('Mean forward flow, m³/h: negative flow counts as 0; null without readings'),
+  reverseM3: z.number().nullable().describe('Reverse volume of the night, m³; null with fewer than two readings in the night'),
+  reverseSource: z.enum(['totalReverse', 'flow']).nullable().describe('totalReverse: the steps of the reverse totalizer; flow: the trapezoidal integral of the reverse flow over readings ≤ 3Δ apart'),
   readings: z.number().int(),
   expected: z.number().int(),
   counted: z.boolean().describe('readings ≥ half of expected'),
@@ -87,14 +89,16 @@ export const meterMetricsSchema = z.object({
     longest: z.object({ fromMs: z.number(), toMs: z.number() }).nullable(),
   }),
   latencyMs: z.object({ count: z.number().int(), p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable(), max: z.number().nullable() }),
-  volumeM3: z.number().describe('Sum of the positive steps of total in W'),
+  volumeM3: z.number().describe('Forward volume in W: total(to) − total(from), each interpolated at the window edge from the readings on both sides (at most 3Δ apart), reset steps counted as 0 (SPEC section 4)'),
   totalizerResets: z.number().int(),
   flow: z.object({ count: z.number().int(), meanM3h: z.number().nullable(), minM3h: z.number().nullable(), maxM3h: z.number().nullable() }),
   minNightFlow: z.object({
     minM3h: z.number().nullable(),
     minNight: z.string().nullable(),
+    minReverseM3: z.number().nullable().describe('Reverse volume of the minimum night, m³'),
     latestM3h: z.number().nullable(),
     latestNight: z.string().nullable(),
+    latestReverseM3: z.number().nullable().describe('Reverse volume of the latest night, m³'),
     nights: z.number().int(),
     byNight: z.array(nightSchema),
   }),
@@ -106,7 +110,10 @@ export const meterMetricsSchema = z.object({
     skippedPairs: z.object({ gap: z.number().int(), reset: z.number().int() }),
   }),
   alarms: z.object(Object.fromEntries(ALARMS.map((name) => [name, z.number().int()])) as Record<(typeof ALARMS)[number], z.ZodNumber>),
-  rejected: z.record(z.string(), z.number().int()).describe('Rejected messages of this meter in W, by reason code'),
+  rejected: z
+    .record(z.string(), z.number().int())
+    .nullable()
+    .describe('Rejected messages of this meter in W, by reason code; null when the API has no dead-letter store at hand (unknown, not 0)'),
   accuracy: accuracySchema.nullable().describe('Test meters only; null otherwise'),
 });
 

@@ -27,22 +27,28 @@ export interface PilotMetricsInput {
   pilot: PilotConfig;
   fromMs: number;
   toMs: number;
-  /** Rejected messages per meter and reason in W (the durable store's dead letters). */
-  rejections: Record<string, Record<string, number>>;
+  /**
+   * Rejected messages per meter and reason in W (the durable store's dead letters); null when
+   * the API has no store at hand (SPEC section 4: an unknown count is null, never 0).
+   */
+  rejections: Record<string, Record<string, number>> | null;
   /** The caller validated the reader's days over W already (one validation for many windows). */
   validated?: boolean;
 }
 
 /**
- * Accuracy needs the totals at the interval boundaries of W, and a boundary total may be
- * interpolated from readings up to Δ outside W (alignIntervals): the test meter and its
- * reference are read over [from − Δ, to + Δ]; every other metric still takes W only.
+ * How far outside W a meter's readings are read. Volume interpolates each meter's total at
+ * W's edges from the nearest readings on both sides, at most 3Δ apart (SPEC section 4), so
+ * every meter is read over [from − 3Δ, to + 3Δ], `to` included; accuracy also interpolates a
+ * test meter's and its reference's totals at the interval boundaries from readings up to Δ of
+ * the other meter outside W. Every other metric counts the readings inside W only.
  */
 function marginMs(meter: MeterConfig, pilot: PilotConfig): number {
-  if (meter.role === 'test') return meter.intervalSec * 1000;
-  if (meter.role !== 'reference') return 0;
+  const volumeMs = 3 * meter.intervalSec * 1000;
+  if (meter.role === 'test') return Math.max(volumeMs, meter.intervalSec * 1000);
+  if (meter.role !== 'reference') return volumeMs;
   const tests = pilot.meters.filter((m) => m.role === 'test' && m.reference === meter.id);
-  return tests.reduce((max, m) => Math.max(max, m.intervalSec * 1000), 0);
+  return tests.reduce((max, m) => Math.max(max, m.intervalSec * 1000), volumeMs);
 }
 
 function readMeter(reader: ColumnsReader, meter: MeterConfig, pilot: PilotConfig, fromMs: number, toMs: number): Promise<ReadingColumns> {
@@ -51,7 +57,7 @@ function readMeter(reader: ColumnsReader, meter: MeterConfig, pilot: PilotConfig
     meterId: meter.id,
     fromMs: fromMs - margin,
     toMs: toMs + margin,
-    toInclusive: margin > 0,
+    toInclusive: true,
     temperature: meter.role !== 'monitor',
   });
 }
@@ -78,7 +84,7 @@ export async function computePilotMetrics(input: PilotMetricsInput): Promise<Api
     const columns = await columnsOf(meter);
     const referenceMeter = meter.role === 'test' && meter.reference ? byId.get(meter.reference) : undefined;
     const reference = referenceMeter ? await columnsOf(referenceMeter) : undefined;
-    const metrics = computeMeterMetrics(columns, meter, window, pilot.pilot, rejections[meter.id] ?? {}, reference ? { reference } : {});
+    const metrics = computeMeterMetrics(columns, meter, window, pilot.pilot, rejections === null ? null : (rejections[meter.id] ?? {}), reference ? { reference } : {});
     return toApiMetrics(metrics, meter);
   });
   const byMeter = new Map(computed.map((m) => [m.meterId, m]));
@@ -150,6 +156,10 @@ export interface MetricsServiceOptions {
   readings: ReadingsRepository;
   /** The validated day cache of reading-cache.ts (default on); false reads InfluxDB every time. */
   readingCache?: false | Partial<ReadingCacheOptions>;
+  /**
+   * The dead-letter store's counts. Absent (an API on another host than the store, e.g. a
+   * standalone `flowpilot api`): every meter reports `rejected: null`, unknown, not `{}`.
+   */
   rejections?: RejectionsProvider;
 }
 
@@ -160,7 +170,7 @@ export function createMetricsService(options: MetricsServiceOptions): MetricsSer
   const { pilot, readings } = options;
   const cached = options.readingCache !== false;
   const reader = options.readingCache === false ? createDirectColumnsReader(readings) : createCachedColumnsReader(readings, options.readingCache ?? {});
-  const rejections = (window: TimeWindow) => options.rejections?.(window.fromMs, window.toMs) ?? {};
+  const rejections = (window: TimeWindow) => (options.rejections ? options.rejections(window.fromMs, window.toMs) : null);
   const byId = new Map(pilot.meters.map((m) => [m.id, m]));
   const meterOr404 = (id: string): MeterConfig => {
     const meter = byId.get(id);

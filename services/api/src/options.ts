@@ -36,7 +36,7 @@ export interface ApiOptions {
   readinessChecks?: Record<string, () => ReadinessCheck>;
   /**
    * Rejected messages per meter and reason code in [fromMs, toMs) (SPEC section 4 `rejected`):
-   * the durable store's `rejectionCountsByMeter`. Absent: every meter reports `{}`.
+   * the durable store's `rejectionCountsByMeter`. Absent: every meter reports `null` (unknown, never 0: SPEC section 4).
    */
   rejections?: RejectionsProvider;
   /** A Prometheus registry to serve at /metrics (prom-client's Registry fits). */

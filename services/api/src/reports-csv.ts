@@ -47,8 +47,10 @@ export const METRICS_CSV_HEADER: readonly string[] = [
   'flow_max_m3h',
   'min_night_flow_m3h',
   'min_night',
+  'min_night_reverse_m3',
   'latest_night_flow_m3h',
   'latest_night',
+  'latest_night_reverse_m3',
   'nights',
   'totalizer_consistency_pct',
   ...ALARMS.map((name) => `alarm_${name}`),
@@ -60,9 +62,14 @@ export const METRICS_CSV_HEADER: readonly string[] = [
 
 export function metricsCsvRow(m: ApiMeterMetrics): CsvValue[] {
   const a = m.accuracy;
-  const rejected = Object.entries(m.rejected)
-    .map(([code, n]) => `${code}=${n}`)
-    .join(' ');
+  // SPEC section 4: unknown (no dead-letter store at hand) is an empty cell, as every unknown
+  // figure of this table; known and none is 0, so the two never read alike.
+  const rejected =
+    m.rejected === null
+      ? null
+      : Object.entries(m.rejected)
+          .map(([code, n]) => `${code}=${n}`)
+          .join(' ') || 0;
   return [
     m.meterId,
     m.role,
@@ -91,8 +98,10 @@ export function metricsCsvRow(m: ApiMeterMetrics): CsvValue[] {
     m.flow.maxM3h,
     m.minNightFlow.minM3h,
     m.minNightFlow.minNight,
+    m.minNightFlow.minReverseM3,
     m.minNightFlow.latestM3h,
     m.minNightFlow.latestNight,
+    m.minNightFlow.latestReverseM3,
     m.minNightFlow.nights,
     m.totalizerConsistency.percent,
     ...ALARMS.map((name) => m.alarms[name]),

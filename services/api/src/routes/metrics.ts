@@ -32,7 +32,8 @@ export const metricsRoutes: FastifyPluginAsync<ApiContext> = async (app, { pilot
         summary: 'SPEC section 4 performance metrics of every meter over [from, to), or per local day',
         description:
           'Per meter: expected, received, completeness, delivery, gaps, latency (nearest-rank p50/p95/p99, max), volume, flow, ' +
-          'minimum night flow (local nights of the pilot\'s time zone), totalizer consistency, alarms and rejected messages; ' +
+          'minimum night flow (forward flow over local nights of the pilot\'s time zone, each night\'s reverse volume beside it), ' +
+          'totalizer consistency, alarms and rejected messages (null when this API has no dead-letter store at hand: unknown, not 0); ' +
           `for test meters, accuracy against the reference per OIML R49 zone with its MPE and verdict. Error convention: ${ERROR_CONVENTION}, ` +
           `i.e. indicated minus reference, over reference, in % (positive: the meter under test reads high). ${windowText(windows, 'metrics')} ` +
           'With `per=day`: the same figures for each local day of the window (`days`), each exactly what the window of that day alone gives. ' +

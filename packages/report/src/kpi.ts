@@ -16,9 +16,9 @@ export function kpiRows(m: ReportMeterMetrics, t: Translate, locale: string): Ar
   const rejectedTotal = rejected?.reduce((sum, [, count]) => sum + count, 0) ?? 0;
   const latency = m.latencyMs;
   const night = m.minNightFlow;
-  // The forward mean (SPEC section 4) with the night's reverse volume beside it when known.
+  // The forward mean (SPEC section 4) with the night's reverse volume beside it when there was any.
   const nightText = (meanM3h: number | null, date: string | null, reverseM3: number | null | undefined): string =>
-    `${formatNumber(locale, meanM3h, 3)} (${date ?? ''}${reverseM3 === null || reverseM3 === undefined ? '' : `, ${t('kpi.nightReverse', { volume: formatNumber(locale, reverseM3, 3) })}`})`;
+    `${formatNumber(locale, meanM3h, 3)} (${date ?? ''}${reverseM3 === null || reverseM3 === undefined || reverseM3 <= 0 ? '' : `, ${t('kpi.nightReverse', { volume: formatNumber(locale, reverseM3, 3) })}`})`;
   return [
     [t('kpi.completeness'), `${formatRatioPct(locale, m.completeness)} (${m.received} / ${m.expected})`],
     [t('kpi.delivery'), formatRatioPct(locale, m.delivery)],

@@ -164,7 +164,7 @@ function kpiTable(ctx: Context, meters: readonly MeterMetrics[]): HTMLElement {
     // SPEC section 4: null is unknown (the API has no dead-letter store at hand): n/a, never 0.
     const rejected = m.rejected === null ? null : Object.entries(m.rejected ?? {}).filter(([, n]) => n > 0);
     const night = m.minNightFlow;
-    const reverse = (volume: number | null | undefined): string => (volume === null || volume === undefined ? '' : ` · ${t('kpi.nightReverse', { volume: formatNumber(locale, volume, 3) })}`);
+    const reverse = (volume: number | null | undefined): string => (volume === null || volume === undefined || volume <= 0 ? '' : ` · ${t('kpi.nightReverse', { volume: formatNumber(locale, volume, 3) })}`);
     const sum = (list: Array<[string, number]>): number => list.reduce((s, [, n]) => s + n, 0);
     const cells: Array<[string, string, string?]> = [
       [formatRatioPct(locale, m.completeness), 'num', `${m.received} / ${m.expected}`],

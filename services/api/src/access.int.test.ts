@@ -6,7 +6,6 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { InfluxClient } from '@flowpilot/influx';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../../../test/helpers/wait.ts';
@@ -14,7 +13,7 @@ import { openApiTokenStore } from './api-tokens.ts';
 import { createApi } from './app.ts';
 import type { ApiOptions } from './app.ts';
 import { createMemoryLiveFeed } from './live-feed.ts';
-import { testPilot } from './test-pilot.ts';
+import { testPilot, idleInflux } from './test-pilot.ts';
 
 // The limits that need real sockets (SPEC section 8): the cap on live streams, the request
 // timeout against a client that trickles its request, and HTTPS with a Secure sign-in cookie.
@@ -24,13 +23,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-const influx: InfluxClient = {
-  config: { url: 'http://influx.invalid', database: 'test' },
-  ping: async () => ({ version: 'fake' }),
-  ensureDatabase: async () => {},
-  write: async () => {},
-  query: async () => [],
-};
+const influx = idleInflux;
 
 async function listen(options: Partial<ApiOptions> = {}): Promise<{ app: FastifyInstance; baseUrl: string }> {
   const app = await createApi({ pilot: testPilot(), influx, liveFeed: createMemoryLiveFeed(), ...options });

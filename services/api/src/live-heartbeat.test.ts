@@ -1,4 +1,3 @@
-import type { InfluxClient } from '@flowpilot/influx';
 import type { Reading } from '@flowpilot/schema';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -6,7 +5,7 @@ import { createApi } from './app.ts';
 import { createMemoryLiveFeed } from './live-feed.ts';
 import type { MemoryLiveFeed } from './live-feed.ts';
 import { DEFAULT_API_OPTIONS } from './options.ts';
-import { testPilot } from './test-pilot.ts';
+import { testPilot, idleInflux } from './test-pilot.ts';
 
 // The keepalive of GET /api/v1/live (SPEC section 5) under fake timers (STYLE habit 7): a
 // `: heartbeat` comment every sseHeartbeatMs, and none once the client has gone. Only setInterval
@@ -17,13 +16,7 @@ const HEARTBEAT_MS = DEFAULT_API_OPTIONS.sseHeartbeatMs;
 const CONNECTED = 'retry: 3000\n: connected\n\n';
 const HEARTBEAT = ': heartbeat\n\n';
 
-const influx: InfluxClient = {
-  config: { url: 'http://influx.invalid', database: 'test' },
-  ping: async () => ({ version: 'fake' }),
-  ensureDatabase: async () => {},
-  write: async () => {},
-  query: async () => [],
-};
+const influx = idleInflux;
 
 let app: FastifyInstance | undefined;
 afterEach(async () => {

@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { InfluxClient } from '@flowpilot/influx';
 import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -11,18 +10,12 @@ import { openApiTokenStore } from './api-tokens.ts';
 import type { ApiTokenStore } from './api-tokens.ts';
 import { createApi } from './app.ts';
 import { createMemoryLiveFeed } from './live-feed.ts';
-import { testPilot } from './test-pilot.ts';
+import { testPilot, idleInflux } from './test-pilot.ts';
 
 // The dashboard's sign-in in a real headless Chromium, under the API's real CSP: the sign-in
 // page, the dashboard after it and Swagger UI must all work with no CSP violation.
 
-const influx: InfluxClient = {
-  config: { url: 'http://influx.invalid', database: 'test' },
-  ping: async () => ({ version: 'fake' }),
-  ensureDatabase: async () => {},
-  write: async () => {},
-  query: async () => [],
-};
+const influx = idleInflux;
 
 let dir: string;
 let store: ApiTokenStore;

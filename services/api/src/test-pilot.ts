@@ -1,3 +1,4 @@
+import type { InfluxClient } from '@flowpilot/influx';
 import { parsePilotConfig } from '@flowpilot/schema';
 import type { PilotConfig } from '@flowpilot/schema';
 
@@ -15,3 +16,15 @@ export function testPilot(): PilotConfig {
     'test pilot',
   );
 }
+
+/**
+ * An InfluxDB client for the API's tests that read no data (access, sign-in, heartbeat): it
+ * answers a ping and an empty result to every query. Tests that read data use a real influxd.
+ */
+export const idleInflux: InfluxClient = {
+  config: { url: 'http://influx.invalid', database: 'test' },
+  ping: async () => ({ version: 'fake' }),
+  ensureDatabase: async () => {},
+  write: async () => {},
+  query: async () => [],
+};

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Logger } from 'pino';
-import { runTokensCommand, TOKENS_USAGE } from '@flowpilot/api';
+import { runTokensCommand } from '@flowpilot/api';
 import { parseWindowTime, WINDOW_TIME_HINT } from '@flowpilot/metrics';
 import { createHttpMetricsSource, progressBar, reportLanguages, writeReport } from '@flowpilot/report';
 import {
@@ -359,15 +359,8 @@ async function apiRefusal(api: string, path: string, response: Response): Promis
   return new FlowPilotError(known, `the FlowPilot API at ${api} answered GET ${path} with ${response.status}${message}`);
 }
 
-/** An unreachable API, with what the operator of `flowpilot report` can do about it. */
-async function withUnreachableHint<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    if (!(error instanceof FlowPilotError) || error.code !== 'ERR_UNREACHABLE' || !/ is not reachable /.test(error.detail)) throw error;
-    throw new FlowPilotError('ERR_UNREACHABLE', `${error.detail}: start FlowPilot (npm start), or pass --api with its URL`, { cause: error });
-  }
-}
+/** What the operator of `flowpilot report` can do when the API does not answer. */
+const UNREACHABLE_API_HINT = 'start FlowPilot (npm start), or pass --api with its URL';
 
 async function report(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags('report', args, {
@@ -401,14 +394,14 @@ async function report(args: string[]): Promise<void> {
     } catch (error) {
       const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
       const reason = cause?.code ?? cause?.message ?? (error as Error).message;
-      throw new FlowPilotError('ERR_UNREACHABLE', `the FlowPilot API at ${api} is not reachable (${reason})`, { cause: error });
+      throw new FlowPilotError('ERR_UNREACHABLE', `the FlowPilot API at ${api} is not reachable (${reason}): ${UNREACHABLE_API_HINT}`, { cause: error });
     }
     if (!response.ok) throw await apiRefusal(api, path, response);
     return as === 'json' ? response.json() : response.text();
   };
-  const { out, bytes } = await withUnreachableHint(writeReport({
+  const { out, bytes } = await writeReport({
     pilot: { ...pilot.pilot, meters: pilot.meters },
-    metrics: createHttpMetricsSource(api, token ? { token } : {}),
+    metrics: createHttpMetricsSource(api, { unreachableHint: UNREACHABLE_API_HINT, ...(token ? { token } : {}) }),
     fetchMetricsCsv: async (window) => (await get('/api/v1/reports/metrics.csv', window, 'text')) as string,
     fromMs,
     toMs,
@@ -420,20 +413,13 @@ async function report(args: string[]): Promise<void> {
     onProgress: (progress) => {
       if (process.stderr.isTTY) process.stderr.write(`\r${progressBar(progress)}`);
     },
-  }));
+  });
   if (process.stderr.isTTY) process.stderr.write('\n');
   console.log(`Wrote ${out} (${bytes} bytes).`);
 }
 
 async function tokens(args: string[]): Promise<void> {
-  const path = tokensPath(loadSettings());
-  try {
-    runTokensCommand(args, path, (line) => console.log(line));
-  } catch (error) {
-    // services/api reports misuse as ERR_CONFIG with its usage line: for the operator it is a command-line mistake.
-    if (error instanceof FlowPilotError && error.code === 'ERR_CONFIG' && error.detail.includes(TOKENS_USAGE)) throw new FlowPilotError('ERR_USAGE', error.detail, { cause: error });
-    throw error;
-  }
+  runTokensCommand(args, tokensPath(loadSettings()), (line) => console.log(line));
 }
 
 async function certs(args: string[]): Promise<void> {

@@ -52,6 +52,8 @@ export interface HttpMetricsSourceOptions {
   token?: string;
   /** Injected for tests; default the global fetch. */
   fetch?: typeof fetch;
+  /** What the caller's user can do when the API is not reachable, appended to that error (e.g. the command line's flag). */
+  unreachableHint?: string;
 }
 
 interface WindowBody {
@@ -83,7 +85,8 @@ export function createHttpMetricsSource(baseUrl: string, options: HttpMetricsSou
       response = await fetchImpl(url, { headers });
     } catch (error) {
       const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
-      throw new FlowPilotError('ERR_UNREACHABLE', `the FlowPilot API at ${base} is not reachable (${cause?.code ?? cause?.message ?? (error as Error).message})`, { cause: error });
+      const hint = options.unreachableHint ? `: ${options.unreachableHint}` : '';
+      throw new FlowPilotError('ERR_UNREACHABLE', `the FlowPilot API at ${base} is not reachable (${cause?.code ?? cause?.message ?? (error as Error).message})${hint}`, { cause: error });
     }
     const text = await response.text();
     let body: unknown = null;

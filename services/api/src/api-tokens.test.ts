@@ -121,9 +121,9 @@ describe('flowpilot tokens', () => {
     [['add', 'alice', '--role', 'root'], /--role root: expected viewer, evaluator, admin/],
     [['add', 'alice', '--rol', 'viewer'], /Unknown option '--rol'/],
     [['revoke'], /tokens revoke takes one name/],
-    [['revoke', 'nobody'], /No token named "nobody"; flowpilot tokens list shows them/],
+    [['revoke', 'nobody'], /No token named "nobody"; flowpilot tokens list shows them/, 'ERR_CONFIG'],
     [['list', 'extra'], /tokens list takes no names/],
-  ])('refuses %j with ERR_CONFIG and what to type', (args, message) => {
+  ])('refuses %j with a usage error (or, for a token that is not there, ERR_CONFIG) and what to type', (args, message, code = 'ERR_USAGE') => {
     let thrown: unknown;
     try {
       run(...args);
@@ -131,7 +131,7 @@ describe('flowpilot tokens', () => {
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(FlowPilotError);
-    expect((thrown as FlowPilotError).code).toBe('ERR_CONFIG');
+    expect((thrown as FlowPilotError).code).toBe(code);
     expect((thrown as FlowPilotError).detail).toMatch(message);
   });
 });

@@ -6,7 +6,7 @@ import { API_ROLES, isApiRole, openApiTokenStore } from './api-tokens.ts';
 export const TOKENS_USAGE = `usage: flowpilot tokens add <name> --role ${API_ROLES.join('|')} | tokens list [--json] | tokens revoke <name>`;
 
 function usage(problem?: string): FlowPilotError {
-  return new FlowPilotError('ERR_CONFIG', problem ? `${problem}; ${TOKENS_USAGE}` : TOKENS_USAGE);
+  return new FlowPilotError('ERR_USAGE', problem ? `${problem}; ${TOKENS_USAGE}` : TOKENS_USAGE);
 }
 
 function parse(args: readonly string[], options: NonNullable<ParseArgsConfig['options']>) {
@@ -20,7 +20,7 @@ function parse(args: readonly string[], options: NonNullable<ParseArgsConfig['op
 /**
  * `flowpilot tokens add|list|revoke` (SPEC section 8) over the token file at `storePath`; `print`
  * gets each line of output. The CLI passes `<dataDir>/api-tokens.json` and console.log. Misuse
- * throws FlowPilotError('ERR_CONFIG') with the usage.
+ * throws FlowPilotError('ERR_USAGE') with the usage (the command line exits 2).
  */
 export function runTokensCommand(args: readonly string[], storePath: string, print: (line: string) => void): void {
   const [action, ...rest] = args;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import { FlowPilotError } from '@flowpilot/schema';
+import { writeFileAtomic } from '@flowpilot/store/private-files';
 
 /**
  * API tokens (SPEC section 8): each has a name and a role; the file keeps only SHA-256 hashes.
@@ -119,30 +119,8 @@ export function openApiTokenStore(path: string): ApiTokenStore {
   }
 
   function save(file: TokensFile): void {
-    const dir = dirname(path);
-    // Created private; an existing folder (the data dir) keeps the mode its owner gave it.
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // Written whole to a new file ('wx': never someone else's, never a symlink's target), synced, then renamed
-    // over the old one: a reader sees the old file or the new one, never half of one.
-    const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    const fd = openSync(temp, 'wx', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(file, null, 2)}\n`);
-      fsyncSync(fd);
-    } catch (error) {
-      closeSync(fd);
-      rmSync(temp, { force: true });
-      throw error;
-    }
-    closeSync(fd);
-    renameSync(temp, path);
-    // The rename itself reaches the disk only with its directory.
-    const dirFd = openSync(dir, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    // Atomic, 0600, never through a file someone placed there first (@flowpilot/store's private files).
+    writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`);
     use(file, stampOf());
   }
 

@@ -28,14 +28,19 @@ export async function replayDeadLetters(
   let afterId = 0;
   let seen = 0;
   while (seen < filter.limit) {
-    const page = store.listDeadLetters({ afterId, limit: Math.min(500, filter.limit - seen), includeReplayed: false, ...(filter.code ? { code: filter.code } : {}) });
+    const page = store.listDeadLetters({
+      afterId,
+      limit: Math.min(500, filter.limit - seen),
+      includeReplayed: false,
+      ...(filter.code ? { code: filter.code } : {}),
+      ...(filter.meterId ? { meterId: filter.meterId } : {}),
+    });
     if (page.length === 0) break;
     afterId = page[page.length - 1]!.id;
     seen += page.length;
     for (const letter of page) {
       // Lines InfluxDB refused are not MQTT messages; they need a fix in InfluxDB, not a replay.
       if (!letter.topic.startsWith('meters/')) continue;
-      if (filter.meterId && letter.meterId !== filter.meterId) continue;
       if (letter.truncated) {
         outcome.truncated += 1;
         continue;

@@ -8,7 +8,7 @@ import { createIngest, type Ingest } from '@flowpilot/ingest';
 import type { Registry } from 'prom-client';
 import { createMeterRegistry, FlowPilotError, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
 import { createSimulator, DEMO_FAULT_OPTIONS } from '@flowpilot/simulator';
-import { ensurePrivateDir, openDurableStore, type DeadLetter, type DurableStore } from '@flowpilot/store';
+import { ensurePrivateDir, openDurableStore, type DurableStore } from '@flowpilot/store';
 import { clientCertificatePaths } from './certificates.ts';
 import { replayDeadLetters } from './replay-dead-letters.ts';
 import { ingestMetricsEvents, registerBrokerMetrics, registerIngestMetrics, registerStoreMetrics, serveMetrics } from './prometheus.ts';
@@ -267,20 +267,7 @@ export function assertApiExposureAllowed(settings: Settings): void {
 /** The admin's dead letters over the API: the store's listing and `flowpilot deadletters replay`. */
 function deadLetterAccess(store: DurableStore, pilot: PilotConfig, settings: Settings): DeadLetterAccess {
   return {
-    list({ code, meterId, limit }) {
-      const found: DeadLetter[] = [];
-      let afterId = 0;
-      for (;;) {
-        const page = store.listDeadLetters({ afterId, limit: 500, ...(code ? { code } : {}) });
-        if (page.length === 0) return found;
-        afterId = page[page.length - 1]!.id;
-        for (const letter of page) {
-          if (meterId !== undefined && letter.meterId !== meterId) continue;
-          found.push(letter);
-          if (found.length >= limit) return found;
-        }
-      }
-    },
+    list: ({ code, meterId, limit }) => store.listDeadLetters({ limit, ...(code ? { code } : {}), ...(meterId !== undefined ? { meterId } : {}) }),
     replay: (filter) =>
       replayDeadLetters(store, { registry: createMeterRegistry(pilot), nowMs: Date.now(), retentionMs: settings.retentionMs, maxPayloadBytes: settings.maxPayloadBytes }, { limit: 100_000, ...filter }),
   };

@@ -82,6 +82,9 @@ describe('durable store (SQLite, real file)', () => {
     expect(unknown.map((d) => d.id)).toEqual([2, 3]);
     store.markReplayed([2], 99);
     expect(store.listDeadLetters({ code: 'ERR_METER_UNKNOWN', includeReplayed: false }).map((d) => d.id)).toEqual([3]);
+    // By meter, in the query: M2's one letter, none of M1's.
+    expect(store.listDeadLetters({ meterId: 'M2' }).map((d) => d.id)).toEqual([4]);
+    expect(store.listDeadLetters({ meterId: 'M1', code: 'ERR_TS_FUTURE' })).toEqual([]);
     store.close();
   });
 

@@ -128,7 +128,8 @@ export interface DurableStore {
   writtenDaysSince(version: number): { version: number; days: WrittenDay[] };
   depth(): SpoolDepth;
   addDeadLetters(deadLetters: readonly DeadLetterInput[]): Promise<void>;
-  listDeadLetters(options?: { limit?: number; afterId?: number; code?: string; includeReplayed?: boolean }): DeadLetter[];
+  /** Oldest first, after `afterId`; `meterId` and `code` narrow the list in the query. */
+  listDeadLetters(options?: { limit?: number; afterId?: number; code?: string; meterId?: string; includeReplayed?: boolean }): DeadLetter[];
   markReplayed(ids: readonly number[], atMs: number): void;
   /** Every rejection by code, the dead letters beyond a meter's quota included. */
   rejectionCounts(): Record<string, number>;
@@ -620,13 +621,14 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       const records = countRecords();
       return { records, oldestReceivedAtMs: records === 0 ? null : (selectOldest.get() as number) };
     },
-    listDeadLetters({ limit = 100, afterId = 0, code, includeReplayed = true } = {}) {
+    listDeadLetters({ limit = 100, afterId = 0, code, meterId, includeReplayed = true } = {}) {
       const where = ['id > @afterId'];
       if (code) where.push('code = @code');
+      if (meterId !== undefined) where.push('meter_id = @meterId');
       if (!includeReplayed) where.push('replayed_at IS NULL');
       const rows = db
         .prepare(`SELECT * FROM dead_letter WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`)
-        .all({ afterId, code, limit }) as DeadLetterRow[];
+        .all({ afterId, code, meterId, limit }) as DeadLetterRow[];
       return rows.map((row) => {
         const keptBytes = Buffer.byteLength(row.payload, 'utf8');
         const payloadBytes = row.payload_bytes ?? keptBytes;

@@ -9,7 +9,7 @@ export { readingLine, statusLine } from './line-protocol.ts';
 export { quoteIdentifier, quoteString, timeLiteral } from './influxql.ts';
 export { METER_TAG, ONLINE_FIELD, READING_MEASUREMENT, SITE_TAG, STATUS_MEASUREMENT, STORED_FIELD, STORED_READING_FIELDS } from './storage.ts';
 export type { ColumnsQuery, DayStamp, ReadingBucket, ReadingColumns, ReadingsRepository, StoredReading, TimeRange } from './readings-repository.ts';
-export { columnsStatement, createReadingsRepository, durationLiteral, emptyReadingColumns, METERS_PER_QUERY } from './readings-repository.ts';
+export { columnsStatement, createReadingsRepository, durationLiteral, emptyReadingColumns, METERS_PER_QUERY, READING_COLUMN_NAMES } from './readings-repository.ts';
 export { dropDatabase } from './database.ts';
 export type { LocalInflux, LocalInfluxOptions } from './local-influx.ts';
 export { ensureInfluxdInstalled, startLocalInflux } from './local-influx.ts';

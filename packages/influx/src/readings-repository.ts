@@ -191,17 +191,14 @@ export function columnsStatement(query: ColumnsQuery): string {
   return `SELECT ${fields.map(q).join(', ')} ${FROM_READING} WHERE ${meterIs(query.meterId)} AND time >= ${timeLiteral(query.fromMs)} AND ${to}`;
 }
 
+/** Every column of ReadingColumns: code that copies or slices columns iterates this list, so a new column is never forgotten. */
+export const READING_COLUMN_NAMES = ['tsMs', 'seq', 'flowM3h', 'totalM3', 'receivedAtMs', 'alarmsMask', 'temperatureC'] as const satisfies readonly (keyof ReadingColumns)[];
+
 /** Columns for n readings, zero-filled. */
 export function emptyReadingColumns(n: number): ReadingColumns {
-  return {
-    tsMs: new Float64Array(n),
-    seq: new Float64Array(n),
-    flowM3h: new Float64Array(n),
-    totalM3: new Float64Array(n),
-    receivedAtMs: new Float64Array(n),
-    alarmsMask: new Float64Array(n),
-    temperatureC: new Float64Array(n),
-  };
+  const columns = {} as ReadingColumns;
+  for (const name of READING_COLUMN_NAMES) columns[name] = new Float64Array(n);
+  return columns;
 }
 
 const numberOr = (value: unknown, absent: number): number => finite(value) ?? absent;

@@ -20,6 +20,8 @@ export interface MeterMetricsOptions {
    * intervals can be aligned (see alignIntervals).
    */
   reference?: SeriesInput;
+  /** The reference meter's pilot-file entry: its calibration uncertainty and register resolution enter U (SPEC section 4). */
+  referenceMeter?: MeterConfig;
   accuracy?: Partial<AccuracyOptions>;
   /** The meter's reverse totalizer: minNightFlow's reverse volume then comes from its steps, else from the reverse flow (see computeMinNightFlow). */
   reverseTotals?: ReverseTotals;

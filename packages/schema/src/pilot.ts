@@ -41,6 +41,25 @@ export const meterConfigSchema = z.object({
   // must never get invented readings mixed into a real meter's series. Absent means false; it
   // stays optional in the parsed type so a MeterConfig written by hand need not spell it out.
   simulate: z.boolean({ error: 'must be true or false' }).optional(),
+  /** The maker's serial number, printed in the report beside the meter. */
+  serial: z.string({ error: 'must be a string' }).min(1, { message: 'must not be empty' }).optional(),
+  /**
+   * Register resolution of `total`, m³ (the smallest step it can show). It bounds the volume an
+   * interval can be read to (SPEC section 4, u_res); absent, it is inferred from the data and the
+   * report says so.
+   */
+  resolution: positive.optional(),
+  /** A reference meter's calibration (SPEC section 3): its expanded uncertainty (k = 2) of volume is u_ref of every verdict against it. */
+  calibration: z
+    .object({
+      certificate: z.string({ error: 'must be a string (the calibration certificate number)' }).min(1, { message: 'must not be empty' }),
+      calibratedOn: z.string({ error: 'must be a date as "YYYY-MM-DD"' }).regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'must be a date as "YYYY-MM-DD"' }),
+      uncertaintyPct: z
+        .number({ error: 'must be a number (expanded uncertainty, k = 2, in % of volume)' })
+        .nonnegative({ message: 'must be 0 or more' })
+        .max(10, { message: 'must be at most 10 (% of volume): a reference this uncertain cannot judge a class 1 or 2 meter' }),
+    })
+    .optional(),
 });
 
 export const pilotConfigSchema = z
@@ -71,6 +90,9 @@ export const pilotConfigSchema = z
         else if (reference.role !== 'reference') {
           ctx.addIssue({ code: 'custom', path: ['meters', i, 'reference'], message: `"${meter.reference}" has role ${reference.role}, expected reference` });
         }
+      }
+      if (meter.calibration !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['meters', i, 'calibration'], message: 'only a reference meter carries a calibration (its uncertainty enters the verdicts of the meters tested against it)' });
       }
       for (const field of ['q3', 'r', 'accuracyClass'] as const) {
         if (meter[field] === undefined) {

@@ -1,4 +1,4 @@
-import { emptyReadingColumns } from '@flowpilot/influx';
+import { emptyReadingColumns, READING_COLUMN_NAMES as COLUMN_NAMES } from '@flowpilot/influx';
 import type { ColumnsQuery, ReadingColumns, ReadingsRepository } from '@flowpilot/influx';
 
 /**
@@ -44,7 +44,6 @@ export interface ReadingCacheOptions {
 export const DEFAULT_READING_CACHE_OPTIONS: ReadingCacheOptions = { maxBytes: 768 * 1024 * 1024, maxAgeMs: 10 * 60_000 };
 
 const DAY_MS = 86_400_000;
-const COLUMN_NAMES = ['tsMs', 'seq', 'flowM3h', 'totalM3', 'receivedAtMs', 'alarmsMask', 'temperatureC'] as const;
 
 interface DayEntry {
   fetchedAtMs: number;

@@ -54,6 +54,7 @@ describe('InfluxClient against a real influxd', () => {
         alarms: 4 + 16,
         received_at: T0 + 61_000,
         latency_ms: 1000,
+        arrival: 0,
       },
       {
         time: T0 + 120_000,
@@ -71,6 +72,7 @@ describe('InfluxClient against a real influxd', () => {
         alarms: 0,
         received_at: T0 + 121_500,
         latency_ms: 1500,
+        arrival: 0,
       },
     ]);
 
@@ -90,6 +92,7 @@ describe('InfluxClient against a real influxd', () => {
         alarms: 'integer',
         received_at: 'integer',
         latency_ms: 'integer',
+        arrival: 'integer',
       },
       status: { online: 'boolean' },
     });
@@ -120,6 +123,20 @@ describe('InfluxClient against a real influxd', () => {
       [T0 + 1, 2],
       [T0 + 999, 3],
     ]);
+  });
+
+  it('reads a series of 25,000 rows whole: influxd 1.6 answers it in chunks, merged here', async () => {
+    // Without chunked=true influxd 1.6 marks such a merged series "partial" although every row is
+    // there; with it, the series comes in three chunks, the first two marked partial.
+    const influx = await createTestInflux();
+    const t0 = Date.UTC(2026, 10, 1);
+    const lines = Array.from({ length: 25_000 }, (_, i) => `reading,meter=BIG,site=S flow=${i},total=${i}i ${t0 + i * 1000}`.replace(/total=(\d+)i/, 'total=$1'));
+    for (let i = 0; i < lines.length; i += 5000) await influx.write(lines.slice(i, i + 5000));
+    const [series, ...more] = await influx.query(`SELECT flow FROM reading WHERE meter = 'BIG'`);
+    expect(more).toHaveLength(0);
+    expect(series?.values).toHaveLength(25_000);
+    expect(series?.values[24_999]).toEqual([t0 + 24_999_000, 24_999]);
+    expect(series).not.toHaveProperty('partial');
   });
 
   it('the same meter and ts written twice is one point (SPEC section 2)', async () => {

@@ -136,13 +136,13 @@ describe('write: classification of the answer (STYLE habit 6)', () => {
 describe('query', () => {
   const series = [{ name: 'reading', tags: { meter: 'a' }, columns: ['time', 'flow'], values: [[1000, 1.5]] }];
 
-  it('GETs a read with db, q and epoch=ms and returns the first statement\'s series', async () => {
+  it('GETs a read with db, q, epoch=ms and chunked=true and returns the first statement\'s series', async () => {
     const fake = fakeFetch(() => json(200, { results: [{ statement_id: 0, series }, { statement_id: 1, series: [] }] }));
     expect(await createInfluxClient(config, fake).query('SELECT flow FROM reading')).toEqual(series);
     const [call] = fake.calls;
     expect(call?.init.method).toBe('GET');
     expect(call?.url.pathname).toBe('/query');
-    expect(Object.fromEntries(call?.url.searchParams ?? [])).toEqual({ db: 'flowpilot', q: 'SELECT flow FROM reading', epoch: 'ms' });
+    expect(Object.fromEntries(call?.url.searchParams ?? [])).toEqual({ db: 'flowpilot', q: 'SELECT flow FROM reading', epoch: 'ms', chunked: 'true', chunk_size: '10000' });
   });
 
   it('returns [] when the first statement has no series', async () => {
@@ -174,28 +174,42 @@ describe('query', () => {
   });
 });
 
-describe('query: an answer InfluxDB cut short ("partial": true) is refused, never returned', () => {
-  // InfluxDB 1.x with max-row-limit = 2 answering a 3-row SELECT without chunked=true: it keeps
-  // the first 2 rows and marks the series partial (canned from the 1.x handler's behaviour).
-  const cut = { results: [{ statement_id: 0, series: [{ name: 'reading', columns: ['time', 'flow'], values: [[1000, 1.5], [2000, 1.6]], partial: true }] }] };
+describe('query: chunked answers merged; one that ends while "partial" is refused, never returned', () => {
+  // An answer whose last chunk still says a series goes on: the stream ended early.
+  const cut = { results: [{ statement_id: 0, series: [{ name: 'reading', columns: ['time', 'flow'], values: [[1000, 1.5], [2000, 1.6]], partial: true }], partial: true }] };
+  const lines = (...chunks: unknown[]) => new Response(chunks.map((c) => JSON.stringify(c)).join('\n') + '\n', { status: 200, headers: { 'Content-Type': 'application/json' } });
 
-  it('a series marked partial → ERR_INFLUX_QUERY saying the answer was cut and what to do', async () => {
-    const error = await caught(createInfluxClient(config, fakeFetch(() => json(200, cut))).query('SELECT flow FROM reading'));
+  it('asks for chunks and merges a series continued over them (1.x marks it partial until its last chunk)', async () => {
+    const fake = fakeFetch(() =>
+      lines(
+        { results: [{ statement_id: 0, series: [{ name: 'reading', tags: { meter: 'A' }, columns: ['time', 'flow'], values: [[1000, 1.5], [2000, 1.6]], partial: true }], partial: true }] },
+        { results: [{ statement_id: 0, series: [{ name: 'reading', tags: { meter: 'A' }, columns: ['time', 'flow'], values: [[3000, 1.7]] }], partial: true }] },
+        { results: [{ statement_id: 0, series: [{ name: 'reading', tags: { meter: 'B' }, columns: ['time', 'flow'], values: [[1000, 9]] }] }] },
+      ),
+    );
+    const series = await createInfluxClient(config, fake).query('SELECT flow FROM reading GROUP BY meter');
+    expect(series).toEqual([
+      { name: 'reading', tags: { meter: 'A' }, columns: ['time', 'flow'], values: [[1000, 1.5], [2000, 1.6], [3000, 1.7]] },
+      { name: 'reading', tags: { meter: 'B' }, columns: ['time', 'flow'], values: [[1000, 9]] },
+    ]);
+    expect(fake.calls[0]?.url.searchParams.get('chunked')).toBe('true');
+    expect(fake.calls[0]?.url.searchParams.get('chunk_size')).toBe('10000');
+  });
+
+  it('an answer whose last chunk is partial → ERR_INFLUX_QUERY saying it ended early and what to do', async () => {
+    const error = await caught(createInfluxClient(config, fakeFetch(() => lines(cut))).query('SELECT flow FROM reading'));
     expect(error).toMatchObject({ kind: 'query', code: 'ERR_INFLUX_QUERY', status: 200 });
-    expect(error.message).toMatch(/cut its answer short after 2 rows/);
-    expect(error.message).toMatch(/Raise max-row-limit .* or narrow the query/);
+    expect(error.message).toMatch(/ended its answer after 2 rows with more to come/);
   });
 
-  it('a result marked partial → the same refusal', async () => {
-    const body = { results: [{ statement_id: 0, partial: true, series: [{ name: 'reading', columns: ['time'], values: [[1000]] }] }] };
-    const error = await caught(createInfluxClient(config, fakeFetch(() => json(200, body))).query('SELECT flow FROM reading'));
+  it('an error in a later chunk refuses the whole query', async () => {
+    const error = await caught(
+      createInfluxClient(config, fakeFetch(() => lines({ results: [{ statement_id: 0, series: [{ name: 'reading', columns: ['time'], values: [[1000]], partial: true }], partial: true }] }, { results: [{ statement_id: 0, error: 'query interrupted' }] }))).query(
+        'SELECT flow FROM reading',
+      ),
+    );
     expect(error.code).toBe('ERR_INFLUX_QUERY');
-  });
-
-  it('does not ask for chunked answers, so partial can only mean a cut', async () => {
-    const fake = fakeFetch(() => json(200, { results: [{ statement_id: 0, series: [{ name: 'reading', columns: ['time'], values: [[1000]], partial: false }] }] }));
-    expect(await createInfluxClient(config, fake).query('SELECT flow FROM reading')).toHaveLength(1);
-    expect(fake.calls[0]?.url.searchParams.has('chunked')).toBe(false);
+    expect(error.message).toMatch(/query interrupted/);
   });
 
   it('refuses it over a real loopback HTTP server as well', async () => {

@@ -58,6 +58,65 @@ interface StatementResult {
 const READ_ONLY = /^\s*(SELECT|SHOW)\b/i;
 const SELECT_INTO = /\bINTO\b/i;
 
+/** Rows per chunk of a read's answer: InfluxDB 1.x's own default chunk size. */
+export const QUERY_CHUNK_ROWS = 10_000;
+
+const seriesKey = (s: InfluxSeries): string => JSON.stringify([s.name ?? '', (s as { tags?: unknown }).tags ?? null]);
+
+/**
+ * The series of a read's answer, its chunks merged. Reads ask for `chunked=true` because only
+ * then does `"partial"` mean one thing. In a non-chunked answer InfluxDB 1.x (1.6 here) runs the
+ * query in internal chunks of 10,000 rows and merges them, and the merged series keeps the
+ * `"partial": true` of its first chunk even when every row is there; a `max-row-limit` cut
+ * ([http] section) is marked the same way and cannot be told apart. A chunked answer has no row
+ * limit, and `"partial": true` on a series or result says "continued in the next chunk" (1.x;
+ * 2.x's v1 compatibility API and 3.x Core's v1 /query answer chunked reads the same way). So:
+ * - a series continued in the next chunk is appended to (same name and tags);
+ * - an error in any chunk refuses the whole query (1.x reports a missing database per statement,
+ *   with HTTP 200);
+ * - an answer whose last chunk still says `partial` ended before its data did (a connection cut,
+ *   a server stopping): refused, never returned as if whole, since every metric computed from it
+ *   would be silently wrong (a week's volume from its first days).
+ */
+export function mergeChunks(chunks: readonly { results?: StatementResult[]; error?: string }[], where: string, status: number): InfluxSeries[] {
+  const merged: InfluxSeries[] = [];
+  // Whether the last series read goes on in the next chunk, and whether the statement does.
+  let seriesContinues = false;
+  let resultContinues = false;
+  let rows = 0;
+  for (const chunk of chunks) {
+    if (typeof chunk.error === 'string') throw new InfluxError('query', `InfluxDB at ${where} refused the query: ${chunk.error}`, { status });
+    const result = chunk.results?.[0];
+    if (result === undefined) continue;
+    if (typeof result.error === 'string') {
+      const kind = /database not found/i.test(result.error) ? 'database' : 'query';
+      throw new InfluxError(kind, `InfluxDB at ${where} refused the query: ${result.error}`, { status });
+    }
+    for (const series of result.series ?? []) {
+      const last = merged[merged.length - 1];
+      const values = series.values ?? [];
+      rows += values.length;
+      if (seriesContinues && last && seriesKey(last) === seriesKey(series)) {
+        for (const row of values) last.values.push(row);
+      } else {
+        const { partial: _partial, ...whole } = series;
+        merged.push({ ...whole, values: [...values] });
+      }
+      seriesContinues = series.partial === true;
+    }
+    resultContinues = result.partial === true;
+  }
+  if (seriesContinues || resultContinues) {
+    throw new InfluxError(
+      'query',
+      `InfluxDB at ${where} ended its answer after ${rows} rows with more to come ("partial": true in the last chunk): the result is incomplete. ` +
+        'Check that InfluxDB is up and not restarting, then ask again',
+      { status },
+    );
+  }
+  return merged;
+}
+
 export function createInfluxClient(config: InfluxConfig, deps: InfluxClientDeps = {}): InfluxClient {
   let base: URL;
   try {
@@ -155,53 +214,29 @@ export function createInfluxClient(config: InfluxConfig, deps: InfluxClientDeps 
 
   async function query(influxql: string): Promise<InfluxSeries[]> {
     const readOnly = READ_ONLY.test(influxql) && !SELECT_INTO.test(influxql);
+    // Reads ask for a chunked answer (see mergeChunks for why); the one statement's chunks come as
+    // JSON objects one per line.
     const params = { db: frozen.database, epoch: 'ms' };
     const answer = readOnly
-      ? await request('query', endpoint('query', { ...params, q: influxql }), { method: 'GET', headers: headers() })
+      ? await request('query', endpoint('query', { ...params, chunked: 'true', chunk_size: String(QUERY_CHUNK_ROWS), q: influxql }), { method: 'GET', headers: headers() })
       : await request('query', endpoint('query', params), {
           method: 'POST',
           headers: headers({ 'Content-Type': 'application/x-www-form-urlencoded' }),
           body: new URLSearchParams({ q: influxql }).toString(),
         });
     if (answer.status !== 200) throw classifyResponse('query', answer.status, answer.body, answer.headers, where, Date.now());
-    let parsed: { results?: StatementResult[]; error?: string };
-    try {
-      parsed = JSON.parse(answer.body) as typeof parsed;
-    } catch {
-      throw new InfluxError('query', `InfluxDB at ${where} answered a query with something that is not JSON: ${errorText(answer.body, answer.headers)}`, {
-        status: answer.status,
-      });
+    const chunks: { results?: StatementResult[]; error?: string }[] = [];
+    for (const line of answer.body.split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        chunks.push(JSON.parse(line) as (typeof chunks)[number]);
+      } catch {
+        throw new InfluxError('query', `InfluxDB at ${where} answered a query with something that is not JSON: ${errorText(answer.body, answer.headers)}`, {
+          status: answer.status,
+        });
+      }
     }
-    if (typeof parsed.error === 'string') throw new InfluxError('query', `InfluxDB at ${where} refused the query: ${parsed.error}`, { status: answer.status });
-    const first = parsed.results?.[0];
-    if (first === undefined) return [];
-    if (typeof first.error === 'string') {
-      // 1.x reports a missing database per statement, with HTTP 200.
-      const kind = /database not found/i.test(first.error) ? 'database' : 'query';
-      throw new InfluxError(kind, `InfluxDB at ${where} refused the query: ${first.error}`, { status: answer.status });
-    }
-    // A cut answer is refused, never returned as if whole: every metric computed from it would be
-    // silently wrong (a week's volume from the first days, completeness too low). This client does
-    // not ask for chunked answers (no `chunked=true`), so a `partial` marker can only mean a cut:
-    // - InfluxDB 1.x with `max-row-limit` > 0 ([http] section; 0, no limit, in current 1.x
-    //   releases, 10 000 in early ones such as 1.2) truncates a non-chunked answer at that many
-    //   rows and marks the last series it kept `"partial": true` (the series after it are dropped;
-    //   the result may carry `"partial": true` as well). In chunked answers 1.x
-    //   marks a result or series continued in the next chunk the same way, which is not a cut,
-    //   but that needs `chunked=true`, never sent here.
-    // - InfluxDB 2.x's v1 compatibility /query and 3.x Core's v1 /query have no row limit for a
-    //   non-chunked answer and set `partial` only between chunks; should any of them mark a
-    //   non-chunked answer, the same check refuses it.
-    if (first.partial === true || first.series?.some((s) => s.partial === true)) {
-      const rows = (first.series ?? []).reduce((n, s) => n + (s.values?.length ?? 0), 0);
-      throw new InfluxError(
-        'query',
-        `InfluxDB at ${where} cut its answer short after ${rows} rows ("partial": true, its max-row-limit): the result is incomplete. ` +
-          'Raise max-row-limit in the [http] section of influxdb.conf (0 = no limit) or INFLUXDB_HTTP_MAX_ROW_LIMIT, or narrow the query (a shorter window)',
-        { status: answer.status },
-      );
-    }
-    return first.series ?? [];
+    return mergeChunks(chunks, where, answer.status);
   }
 
   async function ensureDatabase(): Promise<void> {

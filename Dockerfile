@@ -18,6 +18,8 @@ COPY services/api/package.json services/api/
 COPY simulators/flowmeter/package.json simulators/flowmeter/
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
-ENV FLOWPILOT_DATA_DIR=/data FLOWPILOT_LISTEN_HOST=0.0.0.0
+# The commit a PDF report names (docker build --build-arg FLOWPILOT_COMMIT=$(git rev-parse HEAD) .).
+ARG FLOWPILOT_COMMIT=unknown
+ENV FLOWPILOT_DATA_DIR=/data FLOWPILOT_LISTEN_HOST=0.0.0.0 FLOWPILOT_COMMIT=${FLOWPILOT_COMMIT}
 VOLUME /data
 ENTRYPOINT ["node", "apps/flowpilot/bin/flowpilot.js"]

@@ -3,7 +3,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startLocalInflux } from '@flowpilot/influx';
-import { benchApi } from './api-bench.ts';
+import { addApiTargets, benchApi } from './api-bench.ts';
 import { PROFILES_DIR } from './flowpilot-process.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import { measureAedesCeiling, measureInfluxCeiling } from './ceilings.ts';
@@ -171,6 +171,8 @@ async function main(): Promise<void> {
   results.durationSec = Math.round((Date.now() - started) / 1000);
   results.loadAverageAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
   const { rows, targets } = buildRows(results);
+  // The API's targets (its concurrent p95 beside the 1 s) sit on the API's own rows.
+  targets.push(...addApiTargets(rows, results.api));
   results.targets = targets;
 
   mkdirSync(RESULTS_DIR, { recursive: true });

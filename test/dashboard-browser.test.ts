@@ -1,4 +1,6 @@
-import type { MeterMetrics } from '@flowpilot/metrics';
+import { formatLatencyMs, formatRatioPct } from '@flowpilot/i18n/format';
+import { addDays } from '@flowpilot/metrics';
+import type { AccuracyResult, BinAccuracy, MeterMetrics } from '@flowpilot/metrics';
 import { toWireReading } from '@flowpilot/schema';
 import { connectAsync } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,7 +71,7 @@ describe('dashboard in Chromium', () => {
     }
   });
 
-  it('shows on the results page the verdicts the API returns', async () => {
+  it('shows on the results page the verdicts, rules and evidence the API returns', async () => {
     const window = { fromMs: localMidnight(period.from), toMs: localMidnight(period.to) + DAY_MS };
     const response = await fetch(`${world.baseUrl}/api/v1/metrics?from=${window.fromMs}&to=${window.toMs}`);
     expect(response.status).toBe(200);
@@ -80,17 +82,106 @@ describe('dashboard in Chromium', () => {
     const tests = body.meters.filter((m) => m.accuracy);
     expect(tests.map((m) => m.meterId).sort()).toEqual(['D-DUT1', 'D-DUT2']);
     for (const m of tests) {
+      const acc = m.accuracy as AccuracyResult;
+      const card = page.locator(`.card[data-meter="${m.meterId}"]`);
       for (const zone of ['lower', 'upper', 'overall'] as const) {
-        const verdict = page.locator(`.card[data-meter="${m.meterId}"] tr[data-zone="${zone}"] [data-verdict]`);
-        expect(await verdict.getAttribute('data-verdict'), `${m.meterId} ${zone}`).toBe(m.accuracy?.[zone].verdict);
+        const row = card.locator(`[data-testid="zone-table"] tr[data-zone="${zone}"]`);
+        expect(await row.locator('[data-verdict]').getAttribute('data-verdict'), `${m.meterId} ${zone}`).toBe(acc[zone].verdict);
+        expect(await row.locator('[data-rule]').getAttribute('data-rule'), `${m.meterId} ${zone}`).toBe(acc[zone].rule);
+        expect((await row.locator('[data-rule]').textContent())?.length, `${m.meterId} ${zone}: the rule in words`).toBeGreaterThan(0);
       }
+      // One row per R49 test-flow bin, each with its own verdict.
+      const bins = card.locator('[data-testid="bins-table"] tbody tr');
+      expect(await bins.count()).toBe(acc.bins.length);
+      expect(await bins.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-bin')))).toEqual(acc.bins.map((b) => b.bin));
+      for (const bin of acc.bins) expect(await card.locator(`tr[data-bin="${bin.bin}"] [data-verdict]`).getAttribute('data-verdict'), `${m.meterId} ${bin.bin}`).toBe(bin.verdict);
+      // The fixture's water is 12 °C throughout, reported by the reference.
+      expect(acc.overall.temperature.medianC).toBe(12);
+      expect(await card.locator('[data-testid="temperature-median"]').getAttribute('data-value')).toBe(String(acc.overall.temperature.medianC));
+      expect(await card.locator('[data-testid="temperature-median"]').textContent()).toBe('12.0');
+      for (const [reason, n] of Object.entries(acc.excluded)) expect(await card.locator(`[data-testid="excluded-table"] tr[data-reason="${reason}"] td`).textContent(), `${m.meterId} ${reason}`).toBe(String(n));
+      // The fixture's pilot file gives no calibration: said so, and counted as 0 in U.
+      expect(await card.locator('[data-testid="calibration"] .not-given').count()).toBe(4);
+      expect(await card.locator('[data-testid="uncertainty-notes"]').textContent()).toContain('calibration uncertainty is not in the pilot file');
     }
     // The fixture's meters: +1 % passes both zones, +3.5 % fails the upper zone's ±2 %.
     expect(await page.locator('.card[data-meter="D-DUT2"] tr[data-zone="upper"] [data-verdict]').getAttribute('data-verdict')).toBe('fail');
+    // Latency over the readings that arrived one at a time; backfilled ones counted apart.
+    for (const m of body.meters) {
+      const row = page.locator(`[data-testid="kpi-table"] tr[data-meter="${m.meterId}"]`);
+      expect(await row.locator('td.latency').textContent()).toBe(formatLatencyMs('en-GB', m.latencyMs.p95));
+      expect(await row.locator('td.backfilled').textContent()).toBe(`${m.latencyMs.backfilled.count} (${formatRatioPct('en-GB', m.latencyMs.backfilled.share, 1)})`);
+    }
+
+    // The paired intervals of the page's window, with the page's credentials: a CSV download.
+    const link = page.locator('.card[data-meter="D-DUT1"] [data-testid="intervals-csv"]');
+    const href = (await link.getAttribute('href')) as string;
+    expect(href).toBe(`/api/v1/meters/D-DUT1/intervals.csv?from=${period.from}&to=${addDays(period.to, 1)}`);
+    const csv = await page.request.get(new URL(href, world.baseUrl).href);
+    expect(csv.status()).toBe(200);
+    expect(csv.headers()['content-type']).toMatch(/^text\/csv/);
+    const lines = (await csv.text()).trim().split(/\r?\n/);
+    expect(lines.length - 1).toBe(tests.find((m) => m.meterId === 'D-DUT1')?.accuracy?.pairedIntervals);
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    expect(download.suggestedFilename()).toMatch(/^D-DUT1_intervals_.*\.csv$/);
+    expect(await download.failure()).toBeNull();
+
     await page.locator('.daily canvas').first().waitFor();
     await screenshot(page, 'dashboard-results-desktop');
-    await page.setViewportSize({ width: 390, height: 844 });
+    await page.close();
+  });
+
+  it('keeps the results page usable at phone width', async () => {
+    const page = await browser.newPage({ width: 390, height: 844 });
+    await page.goto(`${world.baseUrl}/#/results?from=${period.from}&to=${period.to}`);
+    await page.locator('.card[data-meter="D-DUT1"] [data-testid="bins-table"] tr[data-bin]').first().waitFor();
+    await page.locator('.curve canvas').first().waitFor();
+    await page.locator('.daily canvas').first().waitFor();
+    // Nothing wider than the screen: wide tables scroll inside their own box, the accuracy tables stack.
+    expect(await page.locator('html').evaluate((html) => html.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await page.locator('[data-testid="zone-table"] thead').first().isVisible()).toBe(false);
     await screenshot(page, 'dashboard-results-phone');
+    await page.close();
+  });
+
+  it('marks an inconclusive verdict apart, and reads metrics without backfill figures', async () => {
+    // The fixture's meters pass or fail plainly: turn one zone and one bin inconclusive (G 19's
+    // guarded acceptance), and answer as an API without `latencyMs.backfilled` would.
+    const page = await browser.newPage();
+    await page.route(/\/api\/v1\/metrics\?(?!.*per=day)/, async (route) => {
+      const response = await route.fetch();
+      const body = (await response.json()) as { meters: MeterMetrics[] };
+      for (const m of body.meters) {
+        delete (m.latencyMs as Partial<MeterMetrics['latencyMs']>).backfilled;
+        if (m.meterId !== 'D-DUT1' || !m.accuracy) continue;
+        m.accuracy.upper = { ...m.accuracy.upper, verdict: 'inconclusive', rule: 'bin upper-2' };
+        m.accuracy.overall = { ...m.accuracy.overall, verdict: 'inconclusive', rule: 'zones' };
+        const bin = m.accuracy.bins.find((b) => b.bin === 'upper-2') as BinAccuracy;
+        Object.assign(bin, { verdict: 'inconclusive', rule: 'guarded acceptance' });
+      }
+      await route.fulfill({ response, json: body });
+    });
+    await page.goto(`${world.baseUrl}/#/results?from=${period.from}&to=${period.to}`);
+    const card = page.locator('.card[data-meter="D-DUT1"]');
+    const badge = card.locator('tr[data-zone="upper"] [data-verdict]');
+    await badge.waitFor();
+    expect(await badge.getAttribute('data-verdict')).toBe('inconclusive');
+    expect(await badge.textContent()).toBe('INCONCLUSIVE');
+    expect(await card.locator('tr[data-zone="upper"] [data-rule]').textContent()).toBe('decided by test-flow bin upper-2');
+    expect(await card.locator('tr[data-bin="upper-2"] [data-verdict]').getAttribute('data-verdict')).toBe('inconclusive');
+    // Its own look (not the colour alone: a dashed edge), and what it means said in words.
+    // (The root tsconfig has no DOM library: the page's own window computes the style.)
+    const style = (selector: string, property: string) => card.locator(selector).first().evaluate((el, p) => el.ownerDocument.defaultView.getComputedStyle(el).getPropertyValue(p), property);
+    const look = async (selector: string) => `${await style(selector, 'background-color')} ${await style(selector, 'outline-style')}`;
+    expect(await look('[data-verdict="inconclusive"]')).not.toBe(await look('[data-verdict="pass"]'));
+    expect(await style('[data-verdict="inconclusive"]', 'outline-style')).toBe('dashed');
+    expect(await card.locator('[data-testid="inconclusive-note"]').textContent()).toMatch(/^Inconclusive: /);
+    expect(await page.locator('.card[data-meter="D-DUT2"] [data-testid="inconclusive-note"]').count()).toBe(0);
+    // Without `backfilled`, the latency column still shows p95 and the backfill column says "—".
+    const kpi = page.locator('[data-testid="kpi-table"] tr[data-meter="D-DUT1"]');
+    expect(await kpi.locator('td.backfilled').textContent()).toBe('—');
+    expect(await kpi.locator('td.latency').textContent()).toBe('800 ms');
+    await screenshot(page, 'dashboard-results-inconclusive');
     await page.close();
   });
 
@@ -107,6 +198,8 @@ describe('dashboard in Chromium', () => {
     await page.goto(`${world.baseUrl}/#/results?from=${period.from}&to=${period.to}`);
     await page.locator('[data-verdict]').first().waitFor();
     expect(await page.locator('[data-verdict="pass"]').first().textContent()).toBe('СООТВЕТСТВУЕТ');
+    expect(await page.locator('[data-testid="intervals-csv"]').first().textContent()).toBe('Скачать парные интервалы (CSV)');
+    expect(await page.locator('.card[data-meter="D-DUT2"] tr[data-zone="overall"] [data-rule]').textContent()).toBe('по обоим диапазонам');
     await page.locator('.daily canvas').first().waitFor();
     await screenshot(page, 'dashboard-results-ru');
     await page.goto(`${world.baseUrl}/#/reports?from=${period.from}&to=${period.to}`);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readingLine } from '@flowpilot/influx';
 import { computeMeterMetrics } from '@flowpilot/metrics';
 import type { MetricReading } from '@flowpilot/metrics';
@@ -124,6 +125,24 @@ describe('GET /api/v1/metrics equals packages/metrics (contract, real influxd)',
       expect(readingsCsv.statusCode).toBe(200);
       const dutInW = dut.filter((r) => r.tsMs >= window.fromMs && r.tsMs < window.toMs).length;
       expect(readingsCsv.body.split('\r\n').length - 2).toBe(dutInW);
+      // The exclusion log: an evaluator recomputes each zone's error and its exclusion counts from its rows.
+      const intervals = await app.inject(`/api/v1/meters/T-DUT/intervals.csv?from=${window.fromMs}&to=${window.toMs}`);
+      expect(intervals.statusCode).toBe(200);
+      expect(intervals.headers['x-content-sha256']).toBe(createHash('sha256').update(intervals.body).digest('hex'));
+      const [header, ...rows] = intervals.body.split('\r\n').slice(0, -1).map((line) => line.split(','));
+      const column = (name: string) => (header as string[]).indexOf(name);
+      const accuracy = (dutMetrics as unknown as { accuracy: { pairedIntervals: number; excluded: Record<string, number>; lower: { error: number; intervals: number }; upper: { error: number; intervals: number } } }).accuracy;
+      expect(rows).toHaveLength(accuracy.pairedIntervals);
+      for (const zone of ['lower', 'upper'] as const) {
+        const counted = rows.filter((r) => r[column('zone')] === zone && r[column('excluded')] === '');
+        const sum = (name: string) => counted.reduce((s, r) => s + Number(r[column(name)]), 0);
+        expect(counted).toHaveLength(accuracy[zone].intervals);
+        expect(((sum('volume_test_m3') - sum('volume_ref_m3')) / sum('volume_ref_m3')) * 100).toBeCloseTo(accuracy[zone].error, 9);
+      }
+      for (const [reason, n] of Object.entries(accuracy.excluded)) expect(rows.filter((r) => r[column('excluded')] === reason), reason).toHaveLength(n);
+      expect(accuracy.excluded.reset).toBe(1);
+      expect(accuracy.excluded.gap).toBe(1); // the reference's 20-minute hole: one row across it
+
       const hourly = await app.inject(`/api/v1/reports/readings.csv?from=${window.fromMs}&to=${window.toMs}&every=1h`);
       expect(hourly.body.split('\r\n').length - 2).toBe(3 * 48); // 3 meters × 48 whole hours, every hour has readings
     } finally {

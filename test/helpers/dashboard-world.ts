@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo, Server } from 'node:net';
 import { Aedes } from 'aedes';
 import { createApi, createMqttLiveFeed } from '@flowpilot/api';
-import type { LiveFeed } from '@flowpilot/api';
+import type { ApiOptions, LiveFeed } from '@flowpilot/api';
 import { createInfluxClient, quoteIdentifier, readingLine } from '@flowpilot/influx';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
@@ -24,7 +24,8 @@ export interface DashboardWorld {
 }
 
 
-export async function startDashboardWorld(history: { fromMs: number; toMs: number }): Promise<DashboardWorld> {
+/** `api`: more createApi options (e.g. the report's provenance); the pilot, InfluxDB and live feed are the world's. */
+export async function startDashboardWorld(history: { fromMs: number; toMs: number }, api: Partial<ApiOptions> = {}): Promise<DashboardWorld> {
   const pilot = dashboardPilot();
   // Its own database (STYLE habit 9), shared by the tests of one file (a browser and a world per
   // test would double the run time) and dropped in close(); createTestInflux binds to one test.
@@ -43,7 +44,7 @@ export async function startDashboardWorld(history: { fromMs: number; toMs: numbe
   // A bounded wait, not an assertion, as before: the feed keeps reconnecting every 200 ms.
   await pollUntil(() => feed.connected(), Boolean, { timeoutMs: 5000 });
 
-  const app = await createApi({ pilot, influx, liveFeed: feed });
+  const app = await createApi({ ...api, pilot, influx, liveFeed: feed });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   return {
     pilot,

@@ -1,7 +1,8 @@
-import { computeMeterMetrics, localDays } from '@flowpilot/metrics';
+import { computeMeterMetrics, localDays, pairIntervals } from '@flowpilot/metrics';
 import type { MetricsSource } from '@flowpilot/report';
 import type { MeterMetrics, TimeWindow } from '@flowpilot/metrics';
 import { parsePilotConfig } from '@flowpilot/schema';
+import { intervalsCsvSha256 } from '../../services/api/src/intervals-csv.ts';
 import type { MeterConfig, PilotConfig, Reading } from '@flowpilot/schema';
 
 /**
@@ -80,5 +81,13 @@ export function localMetricsSource(pilot: PilotConfig, readings: readonly Readin
     metrics: async (window) => ({ window, meters: metersOf(window) }),
     dailyMetrics: async (window) => ({ window, days: localDays(window, pilot.pilot.timezone).map((day) => ({ ...day, meters: metersOf(day.window) })) }),
     errorCurve: async (meterId, window) => metersOf(window).find((meter) => meter.meterId === meterId)?.errorCurve ?? [],
+    // What the API's intervals.csv would hash to over the same readings (services/api intervals-csv.ts).
+    intervalsSha256: async (meterId, window) => {
+      const meter = pilot.meters.find((m) => m.id === meterId);
+      const reference = pilot.meters.find((m) => m.id === meter?.reference);
+      if (!meter || !reference) throw new Error(`${meterId} is not a test meter of the fixture`);
+      const series = (id: string) => readings.filter((r) => r.meterId === id).map((r) => ({ tsMs: r.tsMs, seq: r.seq, flowM3h: r.flowM3h, totalM3: r.totalM3, temperatureC: r.temperatureC }));
+      return intervalsCsvSha256(pairIntervals(series(meter.id), series(reference.id), meter, window, { referenceMeter: reference }));
+    },
   };
 }

@@ -16,12 +16,14 @@ import {
 import { runCertsCommand } from './certificates.ts';
 import { createLogger } from './logger.ts';
 import { printable } from './printable.ts';
+import { softwareCommit } from './provenance.ts';
 import { createMetricsRegistry } from './prometheus.ts';
 import { replayDeadLetters } from './replay-dead-letters.ts';
 import {
   assertApiExposureAllowed,
   connectInflux,
   loadPilot,
+  loadPilotFile,
   openCredentials,
   openStore,
   pipelineReadiness,
@@ -161,7 +163,7 @@ async function start(args: string[]): Promise<void> {
   noPositionals('start', positionals);
   const settings = loadSettings();
   assertApiExposureAllowed(settings);
-  const pilot = loadPilot(settings.pilotFile);
+  const { pilot, sha256: pilotFileSha256 } = loadPilotFile(settings.pilotFile);
   await serve(settings, async ({ log, services }) => {
     const { influx } = await services.run('influxdb', () => connectInflux(settings, log));
     const store = await services.run('store', () => openStore(settings), (s) => s.close());
@@ -171,7 +173,12 @@ async function start(args: string[]): Promise<void> {
     const { ingest } = await services.run('ingest', () => runIngest(store, influx, log, metrics));
     const apiLogin = await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api');
     const api = await services.run('api', () =>
-      runApi(settings, pilot, influx, apiLogin, log, { metrics, readinessChecks: pipelineReadiness(store, ingest, settings.readyMaxLagSec * 1000), store }),
+      runApi(settings, pilot, influx, apiLogin, log, {
+        metrics,
+        readinessChecks: pipelineReadiness(store, ingest, settings.readyMaxLagSec * 1000),
+        store,
+        provenance: { pilotFileSha256, commit: softwareCommit(process.env) },
+      }),
     );
     console.log(`\n  FlowPilot is running: pilot "${pilot.pilot.name}", ${pilot.meters.length} meters`);
     console.log(`  Dashboard and API  ${api.url}/   (OpenAPI: ${api.url}/docs)`);
@@ -222,14 +229,17 @@ async function api(args: string[]): Promise<void> {
   noPositionals('api', parseFlags('api', args, {}).positionals);
   const settings = loadSettings();
   assertApiExposureAllowed(settings);
-  const pilot = loadPilot(settings.pilotFile);
+  const { pilot, sha256: pilotFileSha256 } = loadPilotFile(settings.pilotFile);
   if (!settings.influxUrl) throw new FlowPilotError('ERR_CONFIG', 'flowpilot api needs FLOWPILOT_INFLUX_URL (the InfluxDB that the ingest writes to)');
   const login = serviceLogin(settings, 'flowpilot-api');
   await serve(settings, async ({ log, services }) => {
     const { influx } = await services.run('influxdb', () => connectInflux(settings, log));
     // On the broker's host the dead letters are in the data dir: /metrics reports them per meter.
+    // The metrics cache trusts the store's log of written days only while its ingest is alive
+    // (the store's heartbeat), so a store file left over here does not hide another ingest's writes.
     const store = existsSync(storePath(settings)) ? await services.run('store', () => openStore(settings), (s) => s.close()) : null;
-    await services.run('api', () => runApi(settings, pilot, influx, login, log, { metrics: createMetricsRegistry(), ...(store ? { store } : {}) }));
+    const provenance = { pilotFileSha256, commit: softwareCommit(process.env) };
+    await services.run('api', () => runApi(settings, pilot, influx, login, log, { metrics: createMetricsRegistry(), provenance, ...(store ? { store } : {}) }));
   });
 }
 
@@ -383,7 +393,7 @@ async function report(args: string[]): Promise<void> {
   if (values.api !== undefined && !URL.canParse(values.api)) throw usageError('report', `--api ${values.api}: expected a URL such as http://127.0.0.1:8080`);
   const token = reportToken(values['token-file']);
   const settings = loadSettings();
-  const pilot = loadPilot(settings.pilotFile);
+  const { pilot, sha256: pilotFileSha256 } = loadPilotFile(settings.pilotFile);
   const fromMs = timeFlag('from', values.from, pilot.pilot.timezone);
   const toMs = timeFlag('to', values.to, pilot.pilot.timezone);
   const api = (values.api ?? `http://127.0.0.1:${settings.httpPort}`).replace(/\/+$/, '');
@@ -409,6 +419,9 @@ async function report(args: string[]): Promise<void> {
     out: values.out,
     lang: values.lang,
     softwareVersion: VERSION,
+    // The pilot file this command read (its meters are the report's) and this software's commit.
+    commit: softwareCommit(process.env),
+    pilotFileSha256,
     dataSource: `FlowPilot API ${api}`,
     onProgress: (progress) => {
       if (process.stderr.isTTY) process.stderr.write(`\r${progressBar(progress)}`);

@@ -45,7 +45,8 @@ export async function replayDeadLetters(
         outcome.truncated += 1;
         continue;
       }
-      const admission = admitPublish({ topic: letter.topic, payload: letter.payload, clientId: letter.clientId }, ctx);
+      // Stored as replayed (SPEC section 4: replays are left out of latency; received_at is now).
+      const admission = admitPublish({ topic: letter.topic, payload: letter.payload, clientId: letter.clientId }, { ...ctx, replay: true });
       if (admission.deadLetters.length > 0 || admission.records.length === 0) {
         const code = admission.deadLetters[0]?.code ?? letter.code;
         outcome.stillRejected[code] = (outcome.stillRejected[code] ?? 0) + 1;

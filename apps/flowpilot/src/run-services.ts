@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -23,13 +24,21 @@ import type { Settings } from './settings.ts';
  */
 
 export function loadPilot(path: string): PilotConfig {
-  let text: string;
+  return loadPilotFile(path).pilot;
+}
+
+/**
+ * The pilot file parsed, with the SHA-256 of the very bytes parsed: the PDF report prints it
+ * (issue 11), so an evaluator can tell which pilot file the figures were computed with.
+ */
+export function loadPilotFile(path: string): { pilot: PilotConfig; sha256: string } {
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch {
     throw new FlowPilotError('ERR_PILOT_CONFIG', `cannot read the pilot file ${path}: set FLOWPILOT_PILOT to an existing pilot.yaml`);
   }
-  return parsePilotConfig(text, path);
+  return { pilot: parsePilotConfig(bytes.toString('utf8'), path), sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 export function storePath(settings: Settings): string {
@@ -175,9 +184,12 @@ export async function runApi(
     readinessChecks?: Record<string, () => { ok: boolean; reason?: string }>;
     /**
      * The durable store of this host: /metrics' `rejected` per meter, the cache's log of what
-     * the ingest wrote (instead of scanning InfluxDB), and the admin's dead letters.
+     * the ingest wrote (instead of scanning InfluxDB; only while an ingest reads this store, so a
+     * file left over without one changes nothing: reading-cache.ts), and the admin's dead letters.
      */
     store?: DurableStore;
+    /** What the PDF report states about its origin: the pilot file's SHA-256 (loadPilotFile) and the software's commit. */
+    provenance?: { pilotFileSha256: string; commit: string };
   },
 ): Promise<Stoppable & { url: string }> {
   const { store } = extra;
@@ -206,6 +218,7 @@ export async function runApi(
       ? { https: { cert: readSettingFile(settings.httpTls.certFile, 'FLOWPILOT_HTTP_TLS_CERT'), key: readSettingFile(settings.httpTls.keyFile, 'FLOWPILOT_HTTP_TLS_KEY') } }
       : {}),
     ...(extra.readinessChecks ? { readinessChecks: extra.readinessChecks } : {}),
+    ...(extra.provenance ? { provenance: extra.provenance } : {}),
     ...(store
       ? {
           readingCache: { writtenDays: store },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { MeterStatus, Reading } from '@flowpilot/schema';
+import { ARRIVAL } from '@flowpilot/schema';
+import type { Arrival, MeterStatus, Reading } from '@flowpilot/schema';
 import { InfluxError } from './errors.ts';
 import { escapeMeasurement, escapeTag, readingLine, statusLine } from './line-protocol.ts';
 
@@ -14,7 +15,7 @@ describe('readingLine', () => {
       'all optional fields absent: alarms still written as 0i',
       minimal,
       'PS3',
-      'reading,meter=ALM-PS3-DUT1,site=PS3 flow=42.7,total=125031.442,seq=18231i,alarms=0i,received_at=1764064800250i,latency_ms=250i 1764064800000',
+      'reading,meter=ALM-PS3-DUT1,site=PS3 flow=42.7,total=125031.442,seq=18231i,alarms=0i,received_at=1764064800250i,latency_ms=250i,arrival=0i 1764064800000',
     ],
     [
       'every field, in SPEC order; whole numbers stay bare floats',
@@ -31,34 +32,41 @@ describe('readingLine', () => {
         alarms: ['low_battery'],
       },
       'PS3',
-      'reading,meter=ALM-PS3-DUT1,site=PS3 flow=42,total=0,total_rev=0.5,velocity=1.51,pressure=3.2,temperature=-0.25,battery=87,rssi=-81,seq=18231i,alarms=16i,received_at=1764064800250i,latency_ms=250i 1764064800000',
+      'reading,meter=ALM-PS3-DUT1,site=PS3 flow=42,total=0,total_rev=0.5,velocity=1.51,pressure=3.2,temperature=-0.25,battery=87,rssi=-81,seq=18231i,alarms=16i,received_at=1764064800250i,latency_ms=250i,arrival=0i 1764064800000',
     ],
     [
       'alarm mask: reverse_flow (bit 0) | leak (bit 2) | overload (bit 6) = 1 + 4 + 64',
       { ...minimal, alarms: ['overload', 'reverse_flow', 'leak'] },
       'PS3',
-      'reading,meter=ALM-PS3-DUT1,site=PS3 flow=42.7,total=125031.442,seq=18231i,alarms=69i,received_at=1764064800250i,latency_ms=250i 1764064800000',
+      'reading,meter=ALM-PS3-DUT1,site=PS3 flow=42.7,total=125031.442,seq=18231i,alarms=69i,received_at=1764064800250i,latency_ms=250i,arrival=0i 1764064800000',
     ],
     [
       'meter id with . _ - needs no escaping; site with a space and a comma does',
       { ...minimal, meterId: 'a.b_c-1', flowM3h: -3.5 },
       'Pump station 3, outlet',
-      'reading,meter=a.b_c-1,site=Pump\\ station\\ 3\\,\\ outlet flow=-3.5,total=125031.442,seq=18231i,alarms=0i,received_at=1764064800250i,latency_ms=250i 1764064800000',
+      'reading,meter=a.b_c-1,site=Pump\\ station\\ 3\\,\\ outlet flow=-3.5,total=125031.442,seq=18231i,alarms=0i,received_at=1764064800250i,latency_ms=250i,arrival=0i 1764064800000',
     ],
     [
       'site with an equals sign',
       minimal,
       'zone=north',
-      'reading,meter=ALM-PS3-DUT1,site=zone\\=north flow=42.7,total=125031.442,seq=18231i,alarms=0i,received_at=1764064800250i,latency_ms=250i 1764064800000',
+      'reading,meter=ALM-PS3-DUT1,site=zone\\=north flow=42.7,total=125031.442,seq=18231i,alarms=0i,received_at=1764064800250i,latency_ms=250i,arrival=0i 1764064800000',
     ],
     [
       'tiny and huge floats use exponent notation, which line protocol reads as floats',
       { ...minimal, flowM3h: 1.5e-7, totalM3: 1e21 },
       'PS3',
-      'reading,meter=ALM-PS3-DUT1,site=PS3 flow=1.5e-7,total=1e+21,seq=18231i,alarms=0i,received_at=1764064800250i,latency_ms=250i 1764064800000',
+      'reading,meter=ALM-PS3-DUT1,site=PS3 flow=1.5e-7,total=1e+21,seq=18231i,alarms=0i,received_at=1764064800250i,latency_ms=250i,arrival=0i 1764064800000',
     ],
   ])('%s', (_name, reading, site, expected) => {
     expect(readingLine(reading, site, RECEIVED)).toBe(expected);
+  });
+
+  it('writes how the reading arrived: 0 alone (the default), 1 in a backfill array, 2 replayed from the dead letters', () => {
+    const tail = (arrival?: Arrival) => readingLine(minimal, 'PS3', RECEIVED, arrival).split(' ')[1]?.split(',').slice(-3).join(',');
+    expect(tail()).toBe('received_at=1764064800250i,latency_ms=250i,arrival=0i');
+    expect(tail(ARRIVAL.backfill)).toBe('received_at=1764064800250i,latency_ms=250i,arrival=1i');
+    expect(tail(ARRIVAL.replay)).toBe('received_at=1764064800250i,latency_ms=250i,arrival=2i');
   });
 
   it.each<[string, string]>([

@@ -1,5 +1,5 @@
-import type { MeterStatus, Reading } from '@flowpilot/schema';
-import { alarmMask, READING_FIELDS, RECEIPT_FIELDS } from '@flowpilot/schema';
+import type { Arrival, MeterStatus, Reading } from '@flowpilot/schema';
+import { alarmMask, ARRIVAL, READING_FIELDS, RECEIPT_FIELDS } from '@flowpilot/schema';
 import { InfluxError } from './errors.ts';
 import { METER_TAG, ONLINE_FIELD, READING_MEASUREMENT, SITE_TAG, STATUS_MEASUREMENT } from './storage.ts';
 
@@ -61,14 +61,16 @@ function timestampMs(value: number): string {
 
 const RECEIVED_AT = RECEIPT_FIELDS.receivedAt.stored;
 const LATENCY = RECEIPT_FIELDS.latency.stored;
+const ARRIVED = RECEIPT_FIELDS.arrival.stored;
 
 /**
  * One reading as a point of measurement `reading` (SPEC section 2), for a write with precision=ms:
  * the fields of the schema's field table, in its order, each with the type it is stored as.
  * Hot path (once per reading at thousands per second): plain string concatenation, optional
  * fields omitted when absent. Tags in key order (meter < site), as InfluxDB sorts them anyway.
+ * `arrival` says how the reading came (ARRIVAL in @flowpilot/schema; SPEC section 4 latency).
  */
-export function readingLine(reading: Reading, site: string, receivedAtMs: number): string {
+export function readingLine(reading: Reading, site: string, receivedAtMs: number, arrival: Arrival = ARRIVAL.alone): string {
   let line = `${READING_MEASUREMENT},${METER_TAG}=${escapeTag(reading.meterId, 'meter id')},${SITE_TAG}=${escapeTag(site, 'site')} `;
   let separator = '';
   for (const field of READING_FIELDS) {
@@ -86,7 +88,9 @@ export function readingLine(reading: Reading, site: string, receivedAtMs: number
   }
   // latency_ms (received_at − ts) is derived, beside SPEC section 2's fields: InfluxQL cannot subtract
   // a point's time from a field, and with it the latency percentiles are computed inside InfluxDB.
-  return `${line},${RECEIVED_AT}=${integer(RECEIVED_AT, receivedAtMs)},${LATENCY}=${integer(LATENCY, receivedAtMs - reading.tsMs)} ${timestampMs(reading.tsMs)}`;
+  // arrival is written even when 0: a point written again (a redelivery, a replay) merges its fields
+  // into the stored one, so received_at and arrival must be overwritten together or not at all.
+  return `${line},${RECEIVED_AT}=${integer(RECEIVED_AT, receivedAtMs)},${LATENCY}=${integer(LATENCY, receivedAtMs - reading.tsMs)},${ARRIVED}=${integer(ARRIVED, arrival)} ${timestampMs(reading.tsMs)}`;
 }
 
 /** A meter's online state as a point of measurement `status` (SPEC section 2). */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ARRIVAL } from '@flowpilot/schema';
 import type { Reading } from '@flowpilot/schema';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
 import { readingLine } from './line-protocol.ts';
@@ -14,7 +15,9 @@ describe('the readings repository against a real influxd', () => {
     const influx = await createTestInflux();
     const full = reading('A', 0, { totalReverseM3: 0.5, velocityMps: 1.25, pressureBar: 3.2, temperatureC: -0.5, batteryPct: 87, rssiDbm: -81, alarms: ['empty_pipe', 'overload'] });
     const written = [full, ...[1, 2, 3].map((seq) => reading('A', seq)), reading('B', 1)];
-    await influx.write(written.map((r) => readingLine(r, 'S 1', r.tsMs + 700)));
+    // seq 2 came in a backfill array; seq 3 is a point of an older writer, without `arrival`.
+    const line = (r: Reading) => readingLine(r, 'S 1', r.tsMs + 700, r.seq === 2 ? ARRIVAL.backfill : ARRIVAL.alone);
+    await influx.write(written.map((r) => (r.meterId === 'A' && r.seq === 3 ? line(r).replace(',arrival=0i', '') : line(r))));
     const readings = createReadingsRepository(influx);
 
     const back = await readings.readings('A', { fromMs: T0, toMs: T0 + 3 * MIN });
@@ -33,6 +36,7 @@ describe('the readings repository against a real influxd', () => {
     expect(columns.alarmsMask[0]).toBe(2 + 64);
     expect(columns.temperatureC[0]).toBe(-0.5);
     expect(Number.isNaN(columns.temperatureC[1])).toBe(true);
+    expect(Array.from(columns.arrival)).toEqual([ARRIVAL.alone, ARRIVAL.alone, ARRIVAL.backfill, ARRIVAL.alone]);
 
     expect(await readings.dayStamps({ fromMs: T0, toMs: T0 + 3 * MIN })).toEqual([
       { meterId: 'A', dayMs: T0, count: 4, maxReceivedAtMs: T0 + 3 * MIN + 700 },

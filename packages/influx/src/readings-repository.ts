@@ -58,6 +58,8 @@ export interface ReadingColumns {
   receivedAtMs: Float64Array;
   alarmsMask: Float64Array;
   temperatureC: Float64Array;
+  /** How each reading arrived (ARRIVAL of @flowpilot/schema); 0 (alone) where the point has no `arrival` field. */
+  arrival: Float64Array;
 }
 
 /** A meter's stored day, for validating a cache of days: the count of readings and the latest receive time. */
@@ -96,6 +98,7 @@ export const METERS_PER_QUERY = 50;
 
 const FIELD_TO_READING = new Map<string, (typeof READING_FIELDS)[number]>(READING_FIELDS.map((f) => [f.stored, f]));
 const RECEIVED_AT = RECEIPT_FIELDS.receivedAt.stored;
+const ARRIVAL_FIELD = RECEIPT_FIELDS.arrival.stored;
 const SELECT_READING_FIELDS = STORED_READING_FIELDS.map(q).join(', ');
 const FROM_READING = `FROM ${q(READING_MEASUREMENT)}`;
 const DAY_MS = 86_400_000;
@@ -185,14 +188,14 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * packages/metrics: the numbers agree with `computeMeterMetrics` by construction.
  */
 export function columnsStatement(query: ColumnsQuery): string {
-  const fields: string[] = query.totalsOnly ? [TOTAL] : [FLOW, TOTAL, SEQ, RECEIVED_AT, ALARMS];
+  const fields: string[] = query.totalsOnly ? [TOTAL] : [FLOW, TOTAL, SEQ, RECEIVED_AT, ALARMS, ARRIVAL_FIELD];
   if (query.temperature) fields.push(TEMPERATURE);
   const to = `time ${query.toInclusive ? '<=' : '<'} ${timeLiteral(query.toMs)}`;
   return `SELECT ${fields.map(q).join(', ')} ${FROM_READING} WHERE ${meterIs(query.meterId)} AND time >= ${timeLiteral(query.fromMs)} AND ${to}`;
 }
 
 /** Every column of ReadingColumns: code that copies or slices columns iterates this list, so a new column is never forgotten. */
-export const READING_COLUMN_NAMES = ['tsMs', 'seq', 'flowM3h', 'totalM3', 'receivedAtMs', 'alarmsMask', 'temperatureC'] as const satisfies readonly (keyof ReadingColumns)[];
+export const READING_COLUMN_NAMES = ['tsMs', 'seq', 'flowM3h', 'totalM3', 'receivedAtMs', 'alarmsMask', 'temperatureC', 'arrival'] as const satisfies readonly (keyof ReadingColumns)[];
 
 /** Columns for n readings, zero-filled. */
 export function emptyReadingColumns(n: number): ReadingColumns {
@@ -214,7 +217,7 @@ function toColumns(series: readonly InfluxSeries[]): ReadingColumns {
   let i = 0;
   for (const s of series) {
     const at = (name: string) => s.columns.indexOf(name);
-    const [cTime, cFlow, cTotal, cSeq, cReceived, cAlarms, cTemp] = [at('time'), at(FLOW), at(TOTAL), at(SEQ), at(RECEIVED_AT), at(ALARMS), at(TEMPERATURE)];
+    const [cTime, cFlow, cTotal, cSeq, cReceived, cAlarms, cTemp, cArrival] = [at('time'), at(FLOW), at(TOTAL), at(SEQ), at(RECEIVED_AT), at(ALARMS), at(TEMPERATURE), at(ARRIVAL_FIELD)];
     for (const row of s.values) {
       out.tsMs[i] = numberOr(row[cTime], NaN);
       out.totalM3[i] = numberOr(row[cTotal], NaN);
@@ -223,6 +226,8 @@ function toColumns(series: readonly InfluxSeries[]): ReadingColumns {
       out.receivedAtMs[i] = cReceived < 0 ? NaN : numberOr(row[cReceived], NaN);
       out.alarmsMask[i] = cAlarms < 0 ? 0 : numberOr(row[cAlarms], 0);
       out.temperatureC[i] = cTemp < 0 ? NaN : numberOr(row[cTemp], NaN);
+      // A point written before `arrival` existed, or by another tool, arrived alone (docs/ARCHITECTURE.md "Storage").
+      out.arrival[i] = cArrival < 0 ? 0 : numberOr(row[cArrival], 0);
       i++;
     }
   }

@@ -1,385 +1,304 @@
 import { FlowPilotError } from '@flowpilot/schema';
 import type { MeterConfig } from '@flowpilot/schema';
-import { assertWindow, toSeries, windowRange } from './series.ts';
-import type { ReadingSeries, SeriesInput, TimeWindow } from './series.ts';
+import { decide, decideOverall, decideWithBins, expandedUncertainty } from './conformity.ts';
+import type { DecisionRule, UncertaintyBudget, Verdict } from './conformity.ts';
+import { maxPermissibleErrorPct, TEST_FLOW_BINS, testFlowBins, WARM_WATER_ABOVE_C } from './flow-zones.ts';
+import type { AccuracyClass, FlowRates, FlowZone, TestFlowBin } from './flow-zones.ts';
+import { select } from './latency.ts';
+import { localDays } from './local-days.ts';
+
+import type { ExclusionCounts, PairedIntervals, RegisterResolution, TemperatureSource } from './pairing.ts';
 
 /**
- * Accuracy of a test meter against the reference meter in series with it (SPEC section 4,
- * OIML R49-1:2006 clause 3.1 "Values of Q1, Q2, Q3 and Q4" and clause 3.2 "Accuracy class
- * and maximum permissible error"; ISO 4064-1 states the same requirements).
+ * Accuracy of a test meter against the reference in series with it (SPEC section 4; OIML R49-1
+ * clauses 4.1–4.2 for the flow rates and MPEs, OIML G 19 for the decision): the error, MPE,
+ * expanded uncertainty and verdict of each zone and test-flow bin, from the paired intervals of
+ * pairing.ts, with the evidence an evaluator signs.
  */
 
 export const ERROR_CONVENTION = 'error = (indicated − reference) / reference × 100 %' as const;
 
-export type AccuracyClass = 1 | 2;
-export type FlowZone = 'lower' | 'upper';
-export type Verdict = 'pass' | 'fail' | 'insufficient';
-
-/**
- * Water temperature above which the upper zone's wider MPE applies (R49-1 3.2: the ±2 %
- * (class 2) / ±1 % (class 1) limits are for water up to 30 °C).
- */
-export const WARM_WATER_ABOVE_C = 30;
-
-/** |E| ≤ MPE is judged with this slack (percentage points) so that float noise in an error of exactly the limit does not flip a pass. */
-export const VERDICT_TOLERANCE_PCT = 1e-9;
-
 export interface AccuracyOptions {
-  /** Log-spaced bins of the error curve between Q1 and Q4. */
+  /** Log-spaced bins of the error curve between Q1 and Q4 (at least 2: the curve splits at Q2). */
   bins: number;
-  /** SPEC section 4: a zone with fewer intervals is `insufficient`. */
+  /** SPEC section 4: a zone or bin with fewer intervals is `insufficient`. */
   minIntervals: number;
-  /**
-   * Overrides the water temperature that selects the upper-zone MPE (e.g. a temperature the
-   * evaluator measured); otherwise the mean of the meters' `temperatureC` (see alignIntervals).
-   */
-  waterTemperatureC?: number;
+  /** The pilot's IANA zone: daily errors (repeatability) are per local day. */
+  timezone: string;
 }
 
-export const DEFAULT_ACCURACY_OPTIONS: Readonly<AccuracyOptions> = Object.freeze({ bins: 12, minIntervals: 30 });
+export const DEFAULT_ACCURACY_OPTIONS: Readonly<AccuracyOptions> = Object.freeze({ bins: 12, minIntervals: 30, timezone: 'UTC' });
 
-export interface FlowRates {
-  q1M3h: number;
-  q2M3h: number;
-  q3M3h: number;
-  q4M3h: number;
+export interface TemperatureSummary {
+  /** Whose temperature the intervals used: one source, `mixed`, or `none` (the stricter MPE everywhere). */
+  source: TemperatureSource | 'mixed';
+  intervalsBySource: Record<TemperatureSource, number>;
+  /** °C over the intervals with a known temperature; null when none. */
+  minC: number | null;
+  medianC: number | null;
+  maxC: number | null;
+  /** Share of Σ ΔV_ref in intervals warmer than 30 °C (0–1); null without volume. */
+  volumeShareAbove30C: number | null;
 }
 
-/** R49-1 3.1: Q1 = Q3 / R, Q2 = 1.6 · Q1 (Q2/Q1 = 1.6), Q4 = 1.25 · Q3 (Q4/Q3 = 1.25). */
-export function flowRates(q3M3h: number, r: number): FlowRates {
-  const q1M3h = q3M3h / r;
-  return { q1M3h, q2M3h: 1.6 * q1M3h, q3M3h, q4M3h: 1.25 * q3M3h };
-}
-
-/**
- * R49-1 3.2 maximum permissible error, in %:
- * class 2: lower zone (Q1 ≤ Q < Q2) ±5 %, upper zone (Q2 ≤ Q ≤ Q4) ±2 % for water ≤ 30 °C,
- * ±3 % above; class 1: lower ±3 %, upper ±1 % (≤ 30 °C) or ±2 % (> 30 °C).
- * An unknown temperature (null) takes the ≤ 30 °C limit, the stricter one: a meter never
- * passes on an assumed warm water.
- */
-export function maxPermissibleErrorPct(accuracyClass: AccuracyClass, zone: FlowZone, waterTemperatureC: number | null): number {
-  const warm = waterTemperatureC !== null && waterTemperatureC > WARM_WATER_ABOVE_C;
-  if (accuracyClass === 1) return zone === 'lower' ? 3 : warm ? 2 : 1;
-  return zone === 'lower' ? 5 : warm ? 3 : 2;
-}
-
-export interface ExcludedIntervals {
-  /** q_k < Q1 (includes no flow at all). */
-  belowQ1: number;
-  /** q_k > Q4. */
-  overload: number;
-  /** A meter had no total at one of the interval's boundaries. */
-  missing: number;
-  /** A meter's total went down inside the interval or at one of its boundaries. */
-  reset: number;
-}
-
-/** The intervals of W that fall in the lower or upper zone, as columns. */
-export interface AlignedIntervals {
-  meterId: string;
-  intervalSec: number;
-  accuracyClass: AccuracyClass;
-  rates: FlowRates;
-  /** ⌊|W| / Δ⌋ intervals considered. */
-  totalIntervals: number;
-  /** How many intervals are in the columns below. */
-  count: number;
-  /** q_k = ΔV_ref,k / Δt, m³/h. */
-  qM3h: Float64Array;
-  volumeTestM3: Float64Array;
-  volumeRefM3: Float64Array;
-  /** 0 = lower, 1 = upper. */
-  zone: Uint8Array;
-  excluded: ExcludedIntervals;
-  /** Mean water temperature in W, °C, or null when neither meter reports one. */
-  waterTemperatureC: number | null;
-  temperatureSource: 'test' | 'reference' | 'none';
-}
-
-const MISSING = 1;
-const RESET = 2;
-
-/**
- * Walks one meter's readings boundary by boundary (b_k = from + kΔ, ascending), so that the
- * alignment allocates nothing per boundary. After `boundaryAt(t)`: `status` 0 and `totalM3`
- * the meter's total at t, with `lo`..`hi` the readings it came from; or MISSING / RESET.
- */
-interface BoundaryCursor {
-  totalM3: number;
-  status: number;
-  lo: number;
-  hi: number;
-  boundaryAt(t: number): void;
-  /** Whether the total goes down at any step of the readings lo+1 … hi (lo non-decreasing across calls). */
-  resetBetween(lo: number, hi: number): boolean;
-}
-
-/**
- * A reading exactly at b_k gives the total directly; otherwise it is interpolated linearly
- * between the last reading before b_k and the first after it, both within Δ of b_k. So two
- * meters whose clocks report at different seconds are still compared over the same span of
- * time, and one lost reading is bridged (its neighbours' volume is split linearly in time).
- * Neither reading within Δ: MISSING; the total going down between them: RESET. Readings
- * outside W may be used (within Δ of `from` or `to`): pass readings of [from − Δ, to + Δ] to
- * keep the edge intervals.
- */
-function boundaryCursor(series: ReadingSeries, intervalMs: number): BoundaryCursor {
-  const { tsMs, totalM3: readingTotal, length: n } = series;
-  // Indices i where total[i] < total[i − 1]: rare, so a short list rather than a prefix array.
-  const resetSteps: number[] = [];
-  for (let i = 1; i < n; i++) if ((readingTotal[i] as number) < (readingTotal[i - 1] as number)) resetSteps.push(i);
-  let j = 0;
-  let nextReset = 0;
-  const cursor: BoundaryCursor = {
-    totalM3: 0,
-    status: 0,
-    lo: 0,
-    hi: 0,
-    boundaryAt(t: number): void {
-      while (j < n && (tsMs[j] as number) < t) j++;
-      if (j < n && tsMs[j] === t) {
-        cursor.status = 0;
-        cursor.totalM3 = readingTotal[j] as number;
-        cursor.lo = j;
-        cursor.hi = j;
-        return;
-      }
-      if (j === 0 || j === n) {
-        cursor.status = MISSING;
-        return;
-      }
-      const t0 = tsMs[j - 1] as number;
-      const t1 = tsMs[j] as number;
-      if (t - t0 > intervalMs || t1 - t > intervalMs) {
-        cursor.status = MISSING;
-        return;
-      }
-      const v0 = readingTotal[j - 1] as number;
-      const v1 = readingTotal[j] as number;
-      if (v1 < v0) {
-        cursor.status = RESET;
-        return;
-      }
-      cursor.status = 0;
-      cursor.totalM3 = v0 + ((v1 - v0) * (t - t0)) / (t1 - t0);
-      cursor.lo = j - 1;
-      cursor.hi = j;
-    },
-    resetBetween(lo: number, hi: number): boolean {
-      while (nextReset < resetSteps.length && (resetSteps[nextReset] as number) <= lo) nextReset++;
-      return nextReset < resetSteps.length && (resetSteps[nextReset] as number) <= hi;
-    },
-  };
-  return cursor;
-}
-
-function meanTemperature(series: ReadingSeries, window: TimeWindow): number | null {
-  const { lo, hi } = windowRange(series, window);
-  let sum = 0;
-  let n = 0;
-  for (let i = lo; i < hi; i++) {
-    const t = series.temperatureC[i] as number;
-    if (!Number.isNaN(t)) {
-      sum += t;
-      n++;
-    }
-  }
-  return n > 0 ? sum / n : null;
-}
-
-function accuracyParameters(meter: MeterConfig): { q3: number; r: number; accuracyClass: AccuracyClass } {
-  const missing = (['q3', 'r', 'accuracyClass'] as const).filter((field) => meter[field] === undefined);
-  if (missing.length > 0 || meter.q3 === undefined || meter.r === undefined || meter.accuracyClass === undefined) {
-    throw new FlowPilotError('ERR_PILOT_CONFIG', `meter "${meter.id}" has no ${missing.join(', ')}: accuracy needs q3, r and accuracyClass (OIML R49)`);
-  }
-  return { q3: meter.q3, r: meter.r, accuracyClass: meter.accuracyClass };
-}
-
-/**
- * SPEC section 4 alignment: W is cut into intervals of the test meter's Δ, interval k =
- * [from + kΔ, from + (k+1)Δ), k = 0..⌊|W|/Δ⌋ − 1 (a last partial interval is dropped). For each:
- * - ΔV_test,k and ΔV_ref,k = total at the interval's end boundary − total at its start
- *   boundary (see boundaryCursor: exact or interpolated between readings within Δ);
- * - `missing` when either meter lacks a boundary total; then `reset` when either meter's
- *   total goes down anywhere from the readings used at the start boundary to those used at
- *   the end boundary (the volume across a reset is unknown);
- * - q_k = ΔV_ref,k / Δt in m³/h; zone by R49-1 3.1/3.2: lower if Q1 ≤ q_k < Q2, upper if
- *   Q2 ≤ q_k ≤ Q4, else excluded as `belowQ1` or `overload`.
- * The water temperature is the mean `temperatureC` of the test meter's readings in W, or of
- * the reference's when the test meter reports none (they are in series: the same water).
- */
-export function alignIntervals(test: SeriesInput, reference: SeriesInput, testMeter: MeterConfig, window: TimeWindow): AlignedIntervals {
-  assertWindow(window);
-  const { q3, r, accuracyClass } = accuracyParameters(testMeter);
-  const rates = flowRates(q3, r);
-  const testSeries = toSeries(test);
-  const refSeries = toSeries(reference);
-  const intervalMs = testMeter.intervalSec * 1000;
-  const hours = testMeter.intervalSec / 3600;
-  const k = Math.floor((window.toMs - window.fromMs) / intervalMs);
-  const tc = boundaryCursor(testSeries, intervalMs);
-  const rc = boundaryCursor(refSeries, intervalMs);
-  const qM3h = new Float64Array(k);
-  const volumeTestM3 = new Float64Array(k);
-  const volumeRefM3 = new Float64Array(k);
-  const zone = new Uint8Array(k);
-  const excluded: ExcludedIntervals = { belowQ1: 0, overload: 0, missing: 0, reset: 0 };
-  const { q1M3h, q2M3h, q4M3h } = rates;
-  tc.boundaryAt(window.fromMs);
-  rc.boundaryAt(window.fromMs);
-  let count = 0;
-  for (let i = 0; i < k; i++) {
-    // The start boundary of interval i is the end boundary of interval i − 1.
-    const startState = tc.status | rc.status;
-    const testStart = tc.totalM3;
-    const refStart = rc.totalM3;
-    const testLo = tc.lo;
-    const refLo = rc.lo;
-    const t = window.fromMs + (i + 1) * intervalMs;
-    tc.boundaryAt(t);
-    rc.boundaryAt(t);
-    const state = startState | tc.status | rc.status;
-    if (state & MISSING) {
-      excluded.missing++;
-      continue;
-    }
-    // A reset among the readings from the start boundary's to the end boundary's.
-    if (state & RESET || tc.resetBetween(testLo, tc.hi) || rc.resetBetween(refLo, rc.hi)) {
-      excluded.reset++;
-      continue;
-    }
-    const dvRef = rc.totalM3 - refStart;
-    const q = dvRef / hours;
-    if (q < q1M3h) {
-      excluded.belowQ1++;
-      continue;
-    }
-    if (q > q4M3h) {
-      excluded.overload++;
-      continue;
-    }
-    qM3h[count] = q;
-    volumeRefM3[count] = dvRef;
-    volumeTestM3[count] = tc.totalM3 - testStart;
-    zone[count] = q < q2M3h ? 0 : 1;
-    count++;
-  }
-  const testTemperature = meanTemperature(testSeries, window);
-  const refTemperature = testTemperature === null ? meanTemperature(refSeries, window) : null;
-  return {
-    meterId: testMeter.id,
-    intervalSec: testMeter.intervalSec,
-    accuracyClass,
-    rates,
-    totalIntervals: k,
-    count,
-    qM3h: qM3h.subarray(0, count),
-    volumeTestM3: volumeTestM3.subarray(0, count),
-    volumeRefM3: volumeRefM3.subarray(0, count),
-    zone: zone.subarray(0, count),
-    excluded,
-    waterTemperatureC: testTemperature ?? refTemperature,
-    temperatureSource: testTemperature !== null ? 'test' : refTemperature !== null ? 'reference' : 'none',
-  };
-}
-
-export interface ZoneAccuracy {
-  /** (ΣΔV_test − ΣΔV_ref) / ΣΔV_ref × 100, %; null without intervals. */
+/** What an evaluator needs to check one zone's, bin's or the overall verdict. */
+export interface AccuracyEvidence {
+  /** (ΣΔV_test − ΣΔV_ref) / ΣΔV_ref × 100, %; null without reference volume. */
   error: number | null;
-  /** Maximum permissible error, ± %. */
+  /** ± %, the ΔV_ref-weighted mean of the intervals' MPEs (each from its own temperature). */
   mpe: number;
   verdict: Verdict;
+  rule: DecisionRule;
   intervals: number;
+  minIntervals: number;
   volumeTestM3: number;
   volumeRefM3: number;
+  uncertainty: UncertaintyBudget;
+  /** U / MPE; the decision is simple acceptance at ≤ 1/3. */
+  uncertaintyToMpe: number;
+  /** The group's error per local day (days with reference volume in it), for repeatability. */
+  dailyErrors: { date: string; error: number; intervals: number }[];
+  temperature: TemperatureSummary;
+}
+
+export interface ZoneAccuracy extends AccuracyEvidence {
+  zone: FlowZone;
+}
+
+export interface BinAccuracy extends AccuracyEvidence {
+  bin: TestFlowBin;
+  zone: FlowZone;
+  qFromM3h: number;
+  qToM3h: number;
+}
+
+export interface ReferenceCalibration {
+  serial: string | null;
+  certificate: string | null;
+  calibratedOn: string | null;
+  /** Expanded uncertainty (k = 2) of volume, %; null when the pilot file does not give it. */
+  expandedUncertaintyPct: number | null;
 }
 
 export interface AccuracyResult extends FlowRates {
   convention: typeof ERROR_CONVENTION;
   meterId: string;
+  referenceId: string;
   accuracyClass: AccuracyClass;
-  intervalSec: number;
-  /** The temperature that chose the upper-zone MPE, °C; null = unknown, ≤ 30 °C limits used. */
-  waterTemperatureC: number | null;
-  temperatureSource: 'test' | 'reference' | 'none' | 'option';
+  grid: 'reference' | 'test';
+  gridIntervalSec: number;
   minIntervals: number;
-  /** Lower and upper zones together; its MPE is the volume-weighted MPE of the two zones. */
-  overall: ZoneAccuracy;
+  /** Both zones together; informative, its verdict from the zones' (decideOverall). */
+  overall: AccuracyEvidence;
   lower: ZoneAccuracy;
   upper: ZoneAccuracy;
-  totalIntervals: number;
-  excluded: ExcludedIntervals;
+  bins: BinAccuracy[];
+  /** Rows of the paired-interval export, counted and excluded alike. */
+  pairedIntervals: number;
+  excluded: ExclusionCounts;
+  resolution: { test: RegisterResolution; reference: RegisterResolution };
+  reference: ReferenceCalibration;
 }
 
-interface ZoneSums {
+export function referenceCalibration(referenceMeter: MeterConfig | undefined): ReferenceCalibration {
+  const calibration = referenceMeter?.calibration;
+  return {
+    serial: referenceMeter?.serial ?? null,
+    certificate: calibration?.certificate ?? null,
+    calibratedOn: calibration?.calibratedOn ?? null,
+    expandedUncertaintyPct: calibration?.uncertaintyPct ?? null,
+  };
+}
+
+const OVERALL = 0;
+const ZONE_GROUP = [1, 2] as const; // lower, upper
+const FIRST_BIN_GROUP = 3;
+const GROUPS = FIRST_BIN_GROUP + TEST_FLOW_BINS.length;
+
+interface GroupSums {
   test: number;
   ref: number;
   n: number;
-}
-
-function verdict(error: number | null, mpe: number, intervals: number, minIntervals: number): Verdict {
-  if (error === null || intervals < minIntervals) return 'insufficient';
-  return Math.abs(error) <= mpe + VERDICT_TOLERANCE_PCT ? 'pass' : 'fail';
+  /** Σ MPE·ΔV_ref and Σ MPE (the latter for a group whose volume sums to 0). */
+  mpeWeighted: number;
+  mpeSum: number;
+  stretches: number;
+  lastRow: number;
+  /** The known temperatures of the group's intervals, the first `temperatureCount` of them. */
+  temperatures: Float64Array;
+  temperatureCount: number;
+  bySource: [number, number, number];
+  warmRefM3: number;
+  dayTest: Float64Array;
+  dayRef: Float64Array;
+  dayN: Int32Array;
 }
 
 function errorPct(volumeTestM3: number, volumeRefM3: number): number | null {
   return volumeRefM3 > 0 ? ((volumeTestM3 - volumeRefM3) / volumeRefM3) * 100 : null;
 }
 
-/**
- * SPEC section 4 accuracy per zone and overall, E = (ΣΔV_test − ΣΔV_ref) / ΣΔV_ref × 100
- * over the zone's intervals (a volume-weighted error, as in a R49 test where the error is
- * the indicated volume against the reference volume). Verdict: `pass` if |E| ≤ MPE, `fail`
- * if not, `insufficient` with fewer than `minIntervals` (30) intervals, which includes a
- * reference with no data (every interval `missing`).
- *
- * Overall MPE: R49 sets limits per zone only. The overall error mixes both zones' volumes, so
- * its limit is the zones' MPEs weighted by their reference volumes,
- * (MPE_lower · V_ref,lower + MPE_upper · V_ref,upper) / (V_ref,lower + V_ref,upper): the
- * bound the overall error keeps when every interval keeps its own zone's limit. With no
- * volume it is the upper-zone MPE. The overall verdict is informative; the zone verdicts
- * are the R49 ones.
- */
-export function computeAccuracy(aligned: AlignedIntervals, options: Partial<AccuracyOptions> = {}): AccuracyResult {
-  const { minIntervals, waterTemperatureC: override } = { ...DEFAULT_ACCURACY_OPTIONS, ...options };
-  const waterTemperatureC = override ?? aligned.waterTemperatureC;
-  const sums: [ZoneSums, ZoneSums] = [
-    { test: 0, ref: 0, n: 0 },
-    { test: 0, ref: 0, n: 0 },
-  ];
-  for (let i = 0; i < aligned.count; i++) {
-    const s = sums[aligned.zone[i] as 0 | 1];
-    s.test += aligned.volumeTestM3[i] as number;
-    s.ref += aligned.volumeRefM3[i] as number;
-    s.n++;
+/** Median by selection (O(n), no sort: a month of intervals per group); the mean of the two middle values for an even count. */
+function median(values: Float64Array): number | null {
+  const n = values.length;
+  if (n === 0) return null;
+  const upper = select(values, n >>> 1, 0, n);
+  if (n % 2 === 1) return upper;
+  // After selecting rank n/2, every value before it is ≤ it: the lower middle is their maximum.
+  let lower = -Infinity;
+  for (let i = 0; i < n >>> 1; i++) if ((values[i] as number) > lower) lower = values[i] as number;
+  return (lower + upper) / 2;
+}
+
+function temperatureSummary(s: GroupSums): TemperatureSummary {
+  const values = s.temperatures.subarray(0, s.temperatureCount);
+  let minC = Infinity;
+  let maxC = -Infinity;
+  for (const t of values) {
+    if (t < minC) minC = t;
+    if (t > maxC) maxC = t;
   }
-  const zone = (z: FlowZone, s: ZoneSums): ZoneAccuracy => {
-    const mpe = maxPermissibleErrorPct(aligned.accuracyClass, z, waterTemperatureC);
-    const error = s.n > 0 ? errorPct(s.test, s.ref) : null;
-    return { error, mpe, verdict: verdict(error, mpe, s.n, minIntervals), intervals: s.n, volumeTestM3: s.test, volumeRefM3: s.ref };
+  const [none, reference, test] = s.bySource;
+  const used = [reference > 0 ? 'reference' : null, test > 0 ? 'test' : null].filter((x) => x !== null);
+  return {
+    source: used.length === 2 ? 'mixed' : used.length === 1 ? (used[0] as TemperatureSource) : 'none',
+    intervalsBySource: { none, reference, test },
+    minC: values.length > 0 ? minC : null,
+    medianC: median(values),
+    maxC: values.length > 0 ? maxC : null,
+    volumeShareAbove30C: s.ref > 0 ? s.warmRefM3 / s.ref : null,
   };
-  const lower = zone('lower', sums[0]);
-  const upper = zone('upper', sums[1]);
-  const refM3 = lower.volumeRefM3 + upper.volumeRefM3;
-  const testM3 = lower.volumeTestM3 + upper.volumeTestM3;
-  const intervals = lower.intervals + upper.intervals;
-  const overallMpe = refM3 > 0 ? (lower.mpe * lower.volumeRefM3 + upper.mpe * upper.volumeRefM3) / refM3 : upper.mpe;
-  const overallError = intervals > 0 ? errorPct(testM3, refM3) : null;
+}
+
+/**
+ * SPEC section 4 accuracy from the paired intervals: per zone (lower, upper), per test-flow bin,
+ * and overall, each with E = (Σ ΔV_test − Σ ΔV_ref) / Σ ΔV_ref × 100 over its counted
+ * intervals, its MPE (ΔV_ref-weighted mean of the intervals' MPEs), its expanded uncertainty
+ * (conformity.ts) and its verdict by the G 19 rule; a zone's verdict then takes its bins into
+ * account (decideWithBins). Edge cases: a group whose intervals hold no reference volume
+ * has error null (insufficient); a group with no intervals has the cold MPE of its zone (upper
+ * for overall), the stricter one. Contiguous stretches (for u_res) are runs of a group's
+ * intervals where each starts at the previous one's end reading.
+ */
+export function computeAccuracy(paired: PairedIntervals, referenceMeter?: MeterConfig, options: Partial<AccuracyOptions> = {}): AccuracyResult {
+  const { minIntervals, timezone } = { ...DEFAULT_ACCURACY_OPTIONS, ...options };
+  const days = localDays(paired.window, timezone);
+  const sums: GroupSums[] = Array.from({ length: GROUPS }, () => ({
+    test: 0,
+    ref: 0,
+    n: 0,
+    mpeWeighted: 0,
+    mpeSum: 0,
+    stretches: 0,
+    lastRow: -2,
+    temperatures: new Float64Array(0),
+    temperatureCount: 0,
+    bySource: [0, 0, 0],
+    warmRefM3: 0,
+    dayTest: new Float64Array(days.length),
+    dayRef: new Float64Array(days.length),
+    dayN: new Int32Array(days.length),
+  }));
+  let day = 0;
+  const { exclusion, startMs, endMs, volumeTestM3, volumeRefM3, mpePct, temperatureC, temperatureSource, zone: zones, bin: binOfRow } = paired;
+  const add = (s: GroupSums, k: number, start: number, dvTest: number, dvRef: number, mpe: number, temperature: number, source: 0 | 1 | 2): void => {
+    s.test += dvTest;
+    s.ref += dvRef;
+    s.n++;
+    s.mpeWeighted += mpe * dvRef;
+    s.mpeSum += mpe;
+    if (!(s.lastRow === k - 1 && endMs[k - 1] === start)) s.stretches++;
+    s.lastRow = k;
+    if (temperature === temperature) s.temperatures[s.temperatureCount++] = temperature; // not NaN
+    s.bySource[source]++;
+    if (temperature > warmAboveC) s.warmRefM3 += dvRef;
+    s.dayTest[day] = (s.dayTest[day] as number) + dvTest;
+    s.dayRef[day] = (s.dayRef[day] as number) + dvRef;
+    s.dayN[day] = (s.dayN[day] as number) + 1;
+  };
+  const dayEnds = days.map((d) => d.window.toMs);
+  const warmAboveC = WARM_WATER_ABOVE_C;
+  for (const s of sums) s.temperatures = new Float64Array(paired.length);
+  for (let k = 0; k < paired.length; k++) {
+    if (exclusion[k] !== 0) continue;
+    const start = startMs[k] as number;
+    while (day < dayEnds.length - 1 && start >= (dayEnds[day] as number)) day++;
+    const dvTest = volumeTestM3[k] as number;
+    const dvRef = volumeRefM3[k] as number;
+    const mpe = mpePct[k] as number;
+    const temperature = temperatureC[k] as number;
+    const source = temperatureSource[k] as 0 | 1 | 2;
+    const bin = binOfRow[k] as number;
+    add(sums[OVERALL] as GroupSums, k, start, dvTest, dvRef, mpe, temperature, source);
+    add(sums[ZONE_GROUP[zones[k] as 0 | 1]] as GroupSums, k, start, dvTest, dvRef, mpe, temperature, source);
+    if (bin >= 0) add(sums[FIRST_BIN_GROUP + bin] as GroupSums, k, start, dvTest, dvRef, mpe, temperature, source);
+  }
+
+  const calibration = referenceCalibration(referenceMeter);
+  const evidence = (g: number, emptyMpe: number): AccuracyEvidence => {
+    const s = sums[g] as GroupSums;
+    const error = s.n > 0 ? errorPct(s.test, s.ref) : null;
+    const mpe = s.n === 0 ? emptyMpe : s.ref > 0 ? s.mpeWeighted / s.ref : s.mpeSum / s.n;
+    const dailyErrors: AccuracyEvidence['dailyErrors'] = [];
+    days.forEach((d, i) => {
+      const e = errorPct(s.dayTest[i] as number, s.dayRef[i] as number);
+      if (e !== null) dailyErrors.push({ date: d.date, error: e, intervals: s.dayN[i] as number });
+    });
+    const uncertainty = expandedUncertainty({
+      referenceExpandedPct: calibration.expandedUncertaintyPct,
+      resolutionRefM3: paired.resolution.reference.m3,
+      resolutionTestM3: paired.resolution.test.m3,
+      stretches: s.stretches,
+      volumeRefM3: s.ref,
+      dailyErrorsPct: dailyErrors.map((d) => d.error),
+    });
+    const decision = decide(error, uncertainty.expandedPct, mpe, s.n, minIntervals);
+    return {
+      error,
+      mpe,
+      verdict: decision.verdict,
+      rule: decision.rule,
+      intervals: s.n,
+      minIntervals,
+      volumeTestM3: s.test,
+      volumeRefM3: s.ref,
+      uncertainty,
+      uncertaintyToMpe: uncertainty.expandedPct / mpe,
+      dailyErrors,
+      temperature: temperatureSummary(s),
+    };
+  };
+  const cold = (zone: FlowZone) => maxPermissibleErrorPct(paired.accuracyClass, zone, null);
+  const bins: BinAccuracy[] = testFlowBins(paired.rates).map((edges, i) => ({ ...evidence(FIRST_BIN_GROUP + i, cold(edges.zone)), ...edges }));
+  const zoneResult = (zone: FlowZone, g: number): ZoneAccuracy => {
+    const own = evidence(g, cold(zone));
+    const decision = decideWithBins(
+      { verdict: own.verdict, rule: own.rule },
+      bins.filter((b) => b.zone === zone),
+    );
+    return { ...own, verdict: decision.verdict, rule: decision.rule, zone };
+  };
+  const lower = zoneResult('lower', ZONE_GROUP[0]);
+  const upper = zoneResult('upper', ZONE_GROUP[1]);
+  const overallOwn = evidence(OVERALL, cold('upper'));
+  const overallDecision = decideOverall([lower.verdict, upper.verdict]);
   return {
     convention: ERROR_CONVENTION,
-    meterId: aligned.meterId,
-    accuracyClass: aligned.accuracyClass,
-    intervalSec: aligned.intervalSec,
-    ...aligned.rates,
-    waterTemperatureC,
-    temperatureSource: override !== undefined ? 'option' : aligned.temperatureSource,
+    meterId: paired.meterId,
+    referenceId: paired.referenceId,
+    accuracyClass: paired.accuracyClass,
+    ...paired.rates,
+    grid: paired.grid,
+    gridIntervalSec: paired.gridIntervalSec,
     minIntervals,
-    overall: { error: overallError, mpe: overallMpe, verdict: verdict(overallError, overallMpe, intervals, minIntervals), intervals, volumeTestM3: testM3, volumeRefM3: refM3 },
+    overall: { ...overallOwn, verdict: overallDecision.verdict, rule: overallDecision.rule },
     lower,
     upper,
-    totalIntervals: aligned.totalIntervals,
-    excluded: { ...aligned.excluded },
+    bins,
+    pairedIntervals: paired.length,
+    excluded: { ...paired.excluded },
+    resolution: paired.resolution,
+    reference: calibration,
   };
 }
 
@@ -388,33 +307,51 @@ export interface ErrorCurveBin {
   qToM3h: number;
   /** Geometric mid-point √(qFrom · qTo). */
   qMidM3h: number;
+  zone: FlowZone;
   error: number | null;
   intervals: number;
-  /** The MPE at qMid: the lower-zone MPE below Q2, the upper-zone MPE from Q2. */
+  /** The MPE that applies: the ΔV_ref-weighted MPE of its intervals, or the zone's cold MPE when empty. */
   mpe: number;
   volumeTestM3: number;
   volumeRefM3: number;
 }
 
 /**
- * SPEC section 4 error curve: the lower- and upper-zone intervals binned by q_k into N
- * log-spaced bins from Q1 to Q4 (edges Q1 · (Q4/Q1)^(i/N)); bin i is [edge_i, edge_i+1), the
- * last one closed at Q4. Each bin's error is volume-weighted like a zone's. The bin holding
- * Q2 mixes both zones; its MPE is taken at its geometric mid-point.
+ * Edges of the error curve: log-spaced from Q1 to Q2 and from Q2 to Q4, the `bins` shared
+ * between the two spans in proportion to their log widths, at least one each, so no bin
+ * straddles Q2 (SPEC section 4; a bin across Q2 would draw a lower-zone error against the
+ * upper zone's envelope). Q1 = 0.625, Q2 = 1, Q4 = 125 (R 160) and 12 bins: 1 lower, 11 upper.
  */
-export function computeErrorCurve(aligned: AlignedIntervals, options: Partial<AccuracyOptions> = {}): ErrorCurveBin[] {
-  const { bins, waterTemperatureC: override } = { ...DEFAULT_ACCURACY_OPTIONS, ...options };
-  if (!Number.isInteger(bins) || bins < 1) throw new FlowPilotError('ERR_VALIDATION', `bins must be a whole number ≥ 1, got ${bins}`);
-  const waterTemperatureC = override ?? aligned.waterTemperatureC;
-  const { q1M3h, q2M3h, q4M3h } = aligned.rates;
-  const logSpan = Math.log(q4M3h / q1M3h);
-  const edges = Array.from({ length: bins + 1 }, (_, i) => (i === bins ? q4M3h : q1M3h * Math.exp((logSpan * i) / bins)));
+export function errorCurveEdges(rates: FlowRates, bins: number): { edges: number[]; lowerBins: number } {
+  if (!Number.isInteger(bins) || bins < 2) throw new FlowPilotError('ERR_VALIDATION', `bins must be a whole number ≥ 2 (the curve splits at Q2), got ${bins}`);
+  const { q1M3h, q2M3h, q4M3h } = rates;
+  const share = Math.log(q2M3h / q1M3h) / Math.log(q4M3h / q1M3h);
+  const lowerBins = Math.min(bins - 1, Math.max(1, Math.round(bins * share)));
+  const upperBins = bins - lowerBins;
+  const edges: number[] = [];
+  for (let i = 0; i < lowerBins; i++) edges.push(q1M3h * (q2M3h / q1M3h) ** (i / lowerBins));
+  for (let i = 0; i < upperBins; i++) edges.push(q2M3h * (q4M3h / q2M3h) ** (i / upperBins));
+  edges.push(q4M3h);
+  return { edges, lowerBins };
+}
+
+/**
+ * SPEC section 4 error curve: the counted intervals binned by the reference's mean end flow
+ * (both ends are in one zone, so the mean is too) into the bins of errorCurveEdges; bin i is
+ * [edge_i, edge_i+1), the last closed at Q4. Each bin's error is volume-weighted like a zone's.
+ */
+export function computeErrorCurve(paired: PairedIntervals, options: Partial<AccuracyOptions> = {}): ErrorCurveBin[] {
+  const { bins } = { ...DEFAULT_ACCURACY_OPTIONS, ...options };
+  const { edges, lowerBins } = errorCurveEdges(paired.rates, bins);
   const test = new Float64Array(bins);
   const ref = new Float64Array(bins);
+  const mpeWeighted = new Float64Array(bins);
+  const mpeSum = new Float64Array(bins);
   const n = new Int32Array(bins);
-  for (let i = 0; i < aligned.count; i++) {
-    const q = aligned.qM3h[i] as number;
-    // Bin b with edge_b ≤ q < edge_b+1, by binary search over the edges (q ≤ Q4 = last edge).
+  for (let k = 0; k < paired.length; k++) {
+    if (paired.exclusion[k] !== 0) continue;
+    const q = ((paired.refFlowStartM3h[k] as number) + (paired.refFlowEndM3h[k] as number)) / 2;
+    // Bin b with edge_b ≤ q < edge_b+1, by binary search (q ≤ Q4 = the last edge).
     let lo = 0;
     let hi = bins - 1;
     while (lo < hi) {
@@ -422,25 +359,34 @@ export function computeErrorCurve(aligned: AlignedIntervals, options: Partial<Ac
       if (q >= (edges[mid] as number)) lo = mid;
       else hi = mid - 1;
     }
-    const b = lo;
-    test[b] = (test[b] as number) + (aligned.volumeTestM3[i] as number);
-    ref[b] = (ref[b] as number) + (aligned.volumeRefM3[i] as number);
-    n[b] = (n[b] as number) + 1;
+    const dvRef = paired.volumeRefM3[k] as number;
+    test[lo] = (test[lo] as number) + (paired.volumeTestM3[k] as number);
+    ref[lo] = (ref[lo] as number) + dvRef;
+    mpeWeighted[lo] = (mpeWeighted[lo] as number) + (paired.mpePct[k] as number) * dvRef;
+    mpeSum[lo] = (mpeSum[lo] as number) + (paired.mpePct[k] as number);
+    n[lo] = (n[lo] as number) + 1;
   }
   return Array.from({ length: bins }, (_, b) => {
     const qFromM3h = edges[b] as number;
     const qToM3h = edges[b + 1] as number;
-    const qMidM3h = Math.sqrt(qFromM3h * qToM3h);
     const count = n[b] as number;
+    const zone: FlowZone = b < lowerBins ? 'lower' : 'upper';
+    const volumeRefM3 = ref[b] as number;
+    const mpe = count === 0 ? maxPermissibleErrorPct(paired.accuracyClass, zone, null) : volumeRefM3 > 0 ? (mpeWeighted[b] as number) / volumeRefM3 : (mpeSum[b] as number) / count;
     return {
       qFromM3h,
       qToM3h,
-      qMidM3h,
-      error: count > 0 ? errorPct(test[b] as number, ref[b] as number) : null,
+      qMidM3h: Math.sqrt(qFromM3h * qToM3h),
+      zone,
+      error: count > 0 ? errorPct(test[b] as number, volumeRefM3) : null,
       intervals: count,
-      mpe: maxPermissibleErrorPct(aligned.accuracyClass, qMidM3h < q2M3h ? 'lower' : 'upper', waterTemperatureC),
+      mpe,
       volumeTestM3: test[b] as number,
-      volumeRefM3: ref[b] as number,
+      volumeRefM3,
     };
   });
 }
+
+export type { AccuracyClass, FlowRates, FlowZone, TestFlowBin } from './flow-zones.ts';
+export type { DecisionRule, Verdict } from './conformity.ts';
+

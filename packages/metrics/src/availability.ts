@@ -62,40 +62,58 @@ export function computeDelivery(input: SeriesInput, window: TimeWindow): Deliver
   const { lo, hi } = windowRange(series, window);
   if (hi === lo) return { delivery: null, distinctSeq: 0, producedSeq: 0, seqRestarts: 0, withoutReceivedAt: 0 };
   const { seq, receivedAtMs, tsMs } = series;
+  const n = hi - lo;
   let withoutReceivedAt = 0;
-  const arrivedAt = new Float64Array(hi - lo);
-  const order: number[] = [];
+  const arrivedAt = new Float64Array(n);
+  // Already in arrival order (live readings, and backfill arrays that arrived before them, are)?
+  // Then no sort: this runs over every reading of every meter.
+  let inOrder = true;
   for (let i = lo; i < hi; i++) {
     const received = receivedAtMs[i] as number;
     if (Number.isNaN(received)) withoutReceivedAt++;
-    arrivedAt[i - lo] = Number.isNaN(received) ? (tsMs[i] as number) : received;
-    order.push(i);
+    const at = Number.isNaN(received) ? (tsMs[i] as number) : received;
+    arrivedAt[i - lo] = at;
+    if (i > lo && (at < (arrivedAt[i - lo - 1] as number) || (at === arrivedAt[i - lo - 1] && (seq[i] as number) < (seq[i - 1] as number)))) inOrder = false;
   }
-  order.sort((a, b) => (arrivedAt[a - lo] as number) - (arrivedAt[b - lo] as number) || (seq[a] as number) - (seq[b] as number));
+  const order = new Uint32Array(n);
+  for (let k = 0; k < n; k++) order[k] = lo + k;
+  if (!inOrder) {
+    const sorted = Array.from(order).sort((a, b) => (arrivedAt[a - lo] as number) - (arrivedAt[b - lo] as number) || (seq[a] as number) - (seq[b] as number));
+    order.set(sorted);
+  }
+  // Each run's seqs are gathered, then sorted numerically (a typed-array sort) to count the
+  // distinct ones: no Set of every seq.
+  const runSeqs = new Float64Array(n);
+  let runLength = 0;
+  const distinctInRun = (): number => {
+    const run = runSeqs.subarray(0, runLength).sort();
+    let count = 0;
+    for (let k = 0; k < runLength; k++) if (k === 0 || run[k] !== run[k - 1]) count++;
+    return count;
+  };
   let distinct = 0;
   let produced = 0;
   let restarts = 0;
-  let seen = new Set<number>();
   let min = Infinity;
   let max = -Infinity;
-  for (const i of order) {
-    const s = seq[i] as number;
+  for (let k = 0; k < n; k++) {
+    const s = seq[order[k] as number] as number;
     if (!Number.isFinite(s)) continue; // a reading without seq says nothing about delivery
     if (s <= min && s < max) {
       // seq fell below the whole current run: the meter restarted its counter.
-      distinct += seen.size;
+      distinct += distinctInRun();
       produced += max - min + 1;
       restarts++;
-      seen = new Set<number>();
+      runLength = 0;
       min = Infinity;
       max = -Infinity;
     }
-    seen.add(s);
+    runSeqs[runLength++] = s;
     if (s < min) min = s;
     if (s > max) max = s;
   }
-  if (seen.size > 0) {
-    distinct += seen.size;
+  if (runLength > 0) {
+    distinct += distinctInRun();
     produced += max - min + 1;
   }
   return { delivery: produced > 0 ? distinct / produced : null, distinctSeq: distinct, producedSeq: produced, seqRestarts: restarts, withoutReceivedAt };

@@ -1,5 +1,5 @@
 import type { AlarmName, MeterConfig } from '@flowpilot/schema';
-import { alignIntervals, computeAccuracy, computeErrorCurve } from './accuracy.ts';
+import { computeAccuracy, computeErrorCurve } from './accuracy.ts';
 import type { AccuracyOptions, AccuracyResult, ErrorCurveBin } from './accuracy.ts';
 import { countAlarms } from './alarms.ts';
 import { computeDelivery, computeGaps, expectedReadings } from './availability.ts';
@@ -8,6 +8,7 @@ import { computeLatency } from './latency.ts';
 import type { LatencyResult } from './latency.ts';
 import { computeMinNightFlow } from './night-flow.ts';
 import type { MinNightFlowResult, NightPilot, ReverseTotals } from './night-flow.ts';
+import { pairIntervals } from './pairing.ts';
 import { toSeries, windowRange } from './series.ts';
 import type { SeriesInput, TimeWindow } from './series.ts';
 import { computeFlowStats, computeTotalizerConsistency, computeVolume } from './volume.ts';
@@ -16,13 +17,14 @@ import type { FlowStats, TotalizerConsistency } from './volume.ts';
 export interface MeterMetricsOptions {
   /**
    * The reference meter's readings, for a `test` meter: accuracy and the error curve are
-   * computed when this is given. Include readings up to Δ outside W so the first and last
-   * intervals can be aligned (see alignIntervals).
+   * computed when this is given. Include readings up to 1.5Δ of the slower meter outside W, `to`
+   * included, so the intervals at W's edges can be paired (see pairIntervals).
    */
   reference?: SeriesInput;
   /** The reference meter's pilot-file entry: its calibration uncertainty and register resolution enter U (SPEC section 4). */
   referenceMeter?: MeterConfig;
-  accuracy?: Partial<AccuracyOptions>;
+  /** Error-curve bins and the minimum intervals; the time zone of daily errors is the pilot's. */
+  accuracy?: Partial<Omit<AccuracyOptions, 'timezone'>>;
   /** The meter's reverse totalizer: minNightFlow's reverse volume then comes from its steps, else from the reverse flow (see computeMinNightFlow). */
   reverseTotals?: ReverseTotals;
 }
@@ -80,9 +82,10 @@ export function computeMeterMetrics(
   let accuracy: AccuracyResult | null = null;
   let errorCurve: ErrorCurveBin[] | null = null;
   if (meter.role === 'test' && options.reference !== undefined) {
-    const aligned = alignIntervals(series, options.reference, meter, window);
-    accuracy = computeAccuracy(aligned, options.accuracy);
-    errorCurve = computeErrorCurve(aligned, options.accuracy);
+    const paired = pairIntervals(series, options.reference, meter, window, { referenceMeter: options.referenceMeter });
+    const accuracyOptions = { ...options.accuracy, timezone: pilot.timezone };
+    accuracy = computeAccuracy(paired, options.referenceMeter, accuracyOptions);
+    errorCurve = computeErrorCurve(paired, accuracyOptions);
   }
   return {
     meterId: meter.id,

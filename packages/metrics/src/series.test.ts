@@ -27,6 +27,14 @@ describe('toSeries', () => {
     expect(Array.from(series.temperatureC)).toEqual([12, 13]);
     expect(Array.from(series.alarmsMask)).toEqual([0, 4]);
     expect(Array.from(series.receivedAtMs)).toEqual([NaN, NaN]);
+    expect(Array.from(series.arrival)).toEqual([0, 0]);
+  });
+
+  it('reads how each reading arrived, 0 (alone) where the column or the value is absent or not a code', () => {
+    const columns = { tsMs: [T0, T0 + MIN, T0 + 2 * MIN, T0 + 3 * MIN, T0 + 4 * MIN], seq: [0, 1, 2, 3, 4], flowM3h: [0, 0, 0, 0, 0], totalM3: [0, 0, 0, 0, 0] };
+    expect(Array.from(toSeries({ ...columns, arrival: [1, 2, null, 1.5, -1] }).arrival)).toEqual([1, 2, 0, 0, 0]);
+    expect(Array.from(toSeries(columns).arrival)).toEqual([0, 0, 0, 0, 0]);
+    expect(Array.from(toSeries([{ tsMs: T0 + MIN, seq: 1, flowM3h: 0, totalM3: 0, arrival: 1 }, { tsMs: T0, seq: 0, flowM3h: 0, totalM3: 0 }]).arrival)).toEqual([0, 1]);
   });
 
   it('returns a series unchanged, and finds a half-open window [from, to)', () => {

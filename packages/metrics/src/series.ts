@@ -3,7 +3,8 @@ import { FlowPilotError } from '@flowpilot/schema';
 /**
  * One stored reading of one meter, as the API reads it back from InfluxDB (SPEC section 2):
  * `tsMs` is the point's timestamp (the meter's measurement time), `receivedAtMs` the field
- * `received_at`, `alarmsMask` the field `alarms` (bit i = ALARMS[i]).
+ * `received_at`, `alarmsMask` the field `alarms` (bit i = ALARMS[i]), `arrival` the field
+ * `arrival` (ARRIVAL of @flowpilot/schema: 0 alone, 1 in a backfill array, 2 a dead-letter replay).
  */
 export interface MetricReading {
   tsMs: number;
@@ -13,6 +14,8 @@ export interface MetricReading {
   receivedAtMs?: number;
   alarmsMask?: number;
   temperatureC?: number;
+  /** How the reading arrived; absent means alone (0), as for points written before the field existed. */
+  arrival?: number;
 }
 
 /** A half-open window [fromMs, toMs) in epoch milliseconds (SPEC section 4: W = [from, to)). */
@@ -33,6 +36,7 @@ export interface MetricColumns {
   receivedAtMs?: ArrayLike<number | null | undefined>;
   alarmsMask?: ArrayLike<number | null | undefined>;
   temperatureC?: ArrayLike<number | null | undefined>;
+  arrival?: ArrayLike<number | null | undefined>;
 }
 
 /**
@@ -53,6 +57,8 @@ export interface ReadingSeries {
   readonly alarmsMask: Uint32Array;
   /** NaN where the reading has no temperature. */
   readonly temperatureC: Float64Array;
+  /** How each reading arrived (ARRIVAL of @flowpilot/schema); 0 (alone) where it is not known. */
+  readonly arrival: Uint8Array;
   /** Readings dropped because another reading had the same `tsMs`. */
   readonly duplicates: number;
   /** Readings dropped because their `tsMs` was not a finite number. */
@@ -66,6 +72,11 @@ type Column = (i: number) => number;
 
 function optional(value: number | null | undefined, absent: number): number {
   return value === null || value === undefined || !Number.isFinite(value) ? absent : value;
+}
+
+/** An `arrival` code as stored; absent, or not a code at all (another tool's value), is 0: arrived alone. */
+function arrivalCode(value: number | null | undefined): number {
+  return value !== null && value !== undefined && Number.isInteger(value) && value >= 0 && value <= 255 ? value : 0;
 }
 
 /**
@@ -100,6 +111,7 @@ interface Columns {
   receivedAtMs: Float64Array;
   alarmsMask: Uint32Array;
   temperatureC: Float64Array;
+  arrival: Uint8Array;
 }
 
 function allocate(count: number): Columns {
@@ -111,11 +123,12 @@ function allocate(count: number): Columns {
     receivedAtMs: new Float64Array(count),
     alarmsMask: new Uint32Array(count),
     temperatureC: new Float64Array(count),
+    arrival: new Uint8Array(count),
   };
 }
 
 function finish(out: Columns, length: number, count: number, invalid: number): ReadingSeries {
-  const cut = <T extends Float64Array | Uint32Array>(column: T): T => (length === count ? column : (column.subarray(0, length) as T));
+  const cut = <T extends Float64Array | Uint32Array | Uint8Array>(column: T): T => (length === count ? column : (column.subarray(0, length) as T));
   return {
     kind: 'series',
     length,
@@ -126,6 +139,7 @@ function finish(out: Columns, length: number, count: number, invalid: number): R
     receivedAtMs: cut(out.receivedAtMs),
     alarmsMask: cut(out.alarmsMask),
     temperatureC: cut(out.temperatureC),
+    arrival: cut(out.arrival),
     duplicates: count - length,
     invalid,
   };
@@ -147,7 +161,7 @@ function fromReadings(r: readonly MetricReading[]): ReadingSeries {
   const { order, invalid } = sortOrder(r.length, (i) => (r[i] as MetricReading).tsMs);
   const count = order ? order.length : r.length;
   const out = allocate(count);
-  const { tsMs, seq, flowM3h, totalM3, receivedAtMs, alarmsMask, temperatureC } = out;
+  const { tsMs, seq, flowM3h, totalM3, receivedAtMs, alarmsMask, temperatureC, arrival } = out;
   let length = 0;
   for (let k = 0; k < count; k++) {
     const reading = r[order ? (order[k] as number) : k] as MetricReading;
@@ -160,6 +174,7 @@ function fromReadings(r: readonly MetricReading[]): ReadingSeries {
     receivedAtMs[slot] = optional(reading.receivedAtMs, NaN);
     alarmsMask[slot] = optional(reading.alarmsMask, 0);
     temperatureC[slot] = optional(reading.temperatureC, NaN);
+    arrival[slot] = arrivalCode(reading.arrival);
   }
   return finish(out, length, count, invalid);
 }
@@ -168,7 +183,7 @@ function fromColumns(c: MetricColumns): ReadingSeries {
   const { order, invalid } = sortOrder(c.tsMs.length, (i) => c.tsMs[i] as number);
   const count = order ? order.length : c.tsMs.length;
   const out = allocate(count);
-  const { tsMs, seq, flowM3h, totalM3, receivedAtMs, alarmsMask, temperatureC } = out;
+  const { tsMs, seq, flowM3h, totalM3, receivedAtMs, alarmsMask, temperatureC, arrival } = out;
   let length = 0;
   for (let k = 0; k < count; k++) {
     const i = order ? (order[k] as number) : k;
@@ -181,6 +196,7 @@ function fromColumns(c: MetricColumns): ReadingSeries {
     receivedAtMs[slot] = c.receivedAtMs ? optional(c.receivedAtMs[i], NaN) : NaN;
     alarmsMask[slot] = c.alarmsMask ? optional(c.alarmsMask[i], 0) : 0;
     temperatureC[slot] = c.temperatureC ? optional(c.temperatureC[i], NaN) : NaN;
+    arrival[slot] = c.arrival ? arrivalCode(c.arrival[i]) : 0;
   }
   return finish(out, length, count, invalid);
 }

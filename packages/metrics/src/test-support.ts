@@ -17,4 +17,4 @@ export function range(from: number, to: number): number[] {
 }
 
 export const monitor: MeterConfig = { id: 'MON', site: 'S', role: 'monitor', intervalSec: 60 };
-export const testMeter: MeterConfig = { id: 'DUT', site: 'S', role: 'test', reference: 'REF', q3: 100, r: 160, accuracyClass: 2, intervalSec: 60 };
+export const testMeter: MeterConfig = { id: 'DUT', site: 'S', role: 'test', reference: 'REF', q3: 100, r: 160, accuracyClass: 2, intervalSec: 60, resolution: 0.001 };

@@ -38,24 +38,23 @@ export interface VolumeResult {
 
 /**
  * The readings of W with a usable value, plus the nearest such reading on each side of W (from
- * the series or `neighbours`, whichever is nearer), in time order. `usable` says which series
- * readings count (a reading without `total` counts as missing).
+ * the series or `neighbours`, whichever is nearer), in time order, as typed columns of `length`
+ * points. A reading is usable when its `total` is known (a reading without one counts as
+ * missing) and, with `needsFlow`, its `flow` too.
  */
 interface EdgePoints {
-  tsMs: number[];
-  totalM3: number[];
-  flowM3h: number[];
+  length: number;
+  tsMs: Float64Array;
+  totalM3: Float64Array;
+  flowM3h: Float64Array;
 }
 
-function edgePoints(series: ReadingSeries, window: TimeWindow, neighbours: EdgeNeighbours, usable: (i: number) => boolean, usableNeighbour: (n: EdgeNeighbour) => boolean): EdgePoints {
+function edgePoints(series: ReadingSeries, window: TimeWindow, neighbours: EdgeNeighbours, needsFlow: boolean): EdgePoints {
   const { lo, hi } = windowRange(series, window);
   const { tsMs, totalM3, flowM3h } = series;
-  const points: EdgePoints = { tsMs: [], totalM3: [], flowM3h: [] };
-  const push = (t: number, total: number, flow: number): void => {
-    points.tsMs.push(t);
-    points.totalM3.push(total);
-    points.flowM3h.push(flow);
-  };
+  // A plain loop, no callback per reading: this runs over every reading of every meter.
+  const usable = (i: number): boolean => Number.isFinite(totalM3[i]) && (!needsFlow || Number.isFinite(flowM3h[i]));
+  const usableNeighbour = (n: EdgeNeighbour): boolean => Number.isFinite(n.tsMs) && Number.isFinite(n.totalM3) && (!needsFlow || Number.isFinite(n.flowM3h));
   const fromSeries = (i: number): EdgeNeighbour => ({ tsMs: tsMs[i] as number, totalM3: totalM3[i] as number, flowM3h: flowM3h[i] as number });
   let before: EdgeNeighbour | null = null;
   for (let i = lo - 1; i >= 0; i--) {
@@ -75,10 +74,28 @@ function edgePoints(series: ReadingSeries, window: TimeWindow, neighbours: EdgeN
   }
   const givenAfter = neighbours.after;
   if (givenAfter && usableNeighbour(givenAfter) && givenAfter.tsMs >= window.toMs && (!after || givenAfter.tsMs < after.tsMs)) after = givenAfter;
-  if (before) push(before.tsMs, before.totalM3, before.flowM3h ?? NaN);
-  for (let i = lo; i < hi; i++) if (usable(i)) push(tsMs[i] as number, totalM3[i] as number, flowM3h[i] as number);
-  if (after) push(after.tsMs, after.totalM3, after.flowM3h ?? NaN);
-  return points;
+  const capacity = hi - lo + 2;
+  const points: EdgePoints = { length: 0, tsMs: new Float64Array(capacity), totalM3: new Float64Array(capacity), flowM3h: new Float64Array(capacity) };
+  let n = 0;
+  if (before) {
+    points.tsMs[n] = before.tsMs;
+    points.totalM3[n] = before.totalM3;
+    points.flowM3h[n++] = before.flowM3h ?? NaN;
+  }
+  for (let i = lo; i < hi; i++) {
+    const total = totalM3[i] as number;
+    const flow = flowM3h[i] as number;
+    if (total - total !== 0 || (needsFlow && flow - flow !== 0)) continue; // NaN or ±Infinity: not usable
+    points.tsMs[n] = tsMs[i] as number;
+    points.totalM3[n] = total;
+    points.flowM3h[n++] = flow;
+  }
+  if (after) {
+    points.tsMs[n] = after.tsMs;
+    points.totalM3[n] = after.totalM3;
+    points.flowM3h[n++] = after.flowM3h ?? NaN;
+  }
+  return { length: n, tsMs: points.tsMs.subarray(0, n), totalM3: points.totalM3.subarray(0, n), flowM3h: points.flowM3h.subarray(0, n) };
 }
 
 /** Linear interpolation of y between (t0, y0) and (t1, y1) at t; exact at both ends. */
@@ -117,9 +134,7 @@ function interpolate(t0: number, y0: number, t1: number, y1: number, t: number):
 export function computeVolume(input: SeriesInput, intervalSec: number, window: TimeWindow, neighbours: EdgeNeighbours = {}): VolumeResult {
   assertInterval(intervalSec);
   const series = toSeries(input);
-  const { totalM3: seriesTotal } = series;
-  const hasTotal = (i: number): boolean => Number.isFinite(seriesTotal[i]);
-  const points = edgePoints(series, window, neighbours, hasTotal, (n) => Number.isFinite(n.tsMs) && Number.isFinite(n.totalM3));
+  const points = edgePoints(series, window, neighbours, false);
   const { tsMs, totalM3 } = points;
   const { fromMs, toMs } = window;
   const maxStepMs = GAP_INTERVALS * intervalSec * 1000;
@@ -128,7 +143,7 @@ export function computeVolume(input: SeriesInput, intervalSec: number, window: T
   let hasInside = false;
   let fromEdge: VolumeEdge = 'inside';
   let toEdge: VolumeEdge = 'inside';
-  for (let k = 0; k < tsMs.length; k++) {
+  for (let k = 0; k < points.length; k++) {
     const t0 = tsMs[k - 1] ?? -Infinity;
     const t1 = tsMs[k] as number;
     if (t1 >= fromMs && t1 < toMs) hasInside = true;
@@ -214,8 +229,7 @@ export interface TotalizerConsistency {
 export function computeTotalizerConsistency(input: SeriesInput, intervalSec: number, window: TimeWindow, neighbours: EdgeNeighbours = {}): TotalizerConsistency {
   assertInterval(intervalSec);
   const series = toSeries(input);
-  const usable = (i: number): boolean => Number.isFinite(series.totalM3[i]) && Number.isFinite(series.flowM3h[i]);
-  const points = edgePoints(series, window, neighbours, usable, (n) => Number.isFinite(n.tsMs) && Number.isFinite(n.totalM3) && Number.isFinite(n.flowM3h));
+  const points = edgePoints(series, window, neighbours, true);
   const { tsMs, flowM3h, totalM3 } = points;
   const { fromMs, toMs } = window;
   const maxStepMs = GAP_INTERVALS * intervalSec * 1000;
@@ -224,7 +238,7 @@ export function computeTotalizerConsistency(input: SeriesInput, intervalSec: num
   let pairs = 0;
   let gap = 0;
   let reset = 0;
-  for (let k = 1; k < tsMs.length; k++) {
+  for (let k = 1; k < points.length; k++) {
     const t0 = tsMs[k - 1] as number;
     const t1 = tsMs[k] as number;
     if (t1 <= fromMs || t0 >= toMs) continue; // the pair lies outside W

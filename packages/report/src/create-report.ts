@@ -16,8 +16,12 @@ export interface PilotReportOptions {
   /** A strings file's code (`en`, `ru`, …); default English. */
   lang?: string;
   softwareVersion: string;
+  /** The software's git commit (FLOWPILOT_COMMIT, else `git rev-parse HEAD` where a .git exists); default `unknown`. */
+  commit?: string;
+  /** SHA-256 (hex) of the bytes of the pilot file the caller loaded; default null (printed `n/a`). */
+  pilotFileSha256?: string | null;
   dataSource: string;
-  /** Epoch ms now (STYLE habit 7). */
+  /** Epoch ms now: when the data is read and the report generated (STYLE habit 7). */
   clock?: () => number;
   onProgress?: (progress: ReportProgress) => void;
   /** The languages to choose from; default: every strings file of @flowpilot/i18n. */
@@ -39,17 +43,20 @@ export function resolveLanguage(code: string | undefined, languages: readonly La
   return { language, base };
 }
 
-/** Fetches the metrics of the period and of each local day, and renders the PDF report. */
+/** Fetches the metrics of the period and of each local day, and renders the PDF report (PDF/A-2b). */
 export async function createPilotReportPdf(options: PilotReportOptions): Promise<Buffer> {
   const { language, base } = resolveLanguage(options.lang, options.languages);
-  const data = await collectReportData({ pilot: options.pilot, metrics: options.metrics, fromMs: options.fromMs, toMs: options.toMs, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+  const clock = options.clock ?? Date.now;
+  const data = await collectReportData({ pilot: options.pilot, metrics: options.metrics, fromMs: options.fromMs, toMs: options.toMs, clock, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
   const total = 1 + data.days.length;
   options.onProgress?.({ done: total, total, stage: 'render' });
   return renderReportPdf(data, {
     language,
     baseLanguage: base,
-    generatedAtMs: (options.clock ?? Date.now)(),
+    generatedAtMs: clock(),
     softwareVersion: options.softwareVersion,
+    commit: options.commit ?? 'unknown',
+    pilotFileSha256: options.pilotFileSha256 ?? null,
     dataSource: options.dataSource,
   });
 }

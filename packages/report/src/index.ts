@@ -9,5 +9,5 @@ export { FONTS_DIR, renderReportPdf } from './pdf.ts';
 export type { RenderOptions } from './pdf.ts';
 export { createHttpMetricsSource } from './metrics-source.ts';
 export type { DailyMetrics, DayMetrics, HttpMetricsSourceOptions, MetricsSource, SourceMeterMetrics, WindowMetrics } from './metrics-source.ts';
-export { barChartSvg, errorCurveSvg, logTicks, niceTicks } from './svg-charts.ts';
-export type { ReportData, ReportDay, ReportMeterMetrics, ReportPilot, ReportProgress } from './types.ts';
+export { barChartSvg, errorCurveSvg, logTicks, mpeEnvelope, niceTicks } from './svg-charts.ts';
+export type { ReportData, ReportDay, ReportMeterMetrics, ReportPilot, ReportProgress, ReportProvenance } from './types.ts';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { localDays } from '@flowpilot/metrics';
 import type { TimeWindow } from '@flowpilot/metrics';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +29,8 @@ export interface MetricsSourceWorld {
   open(): Promise<MetricsSource>;
   /** A source whose InfluxDB does not answer. */
   openUnreachable(): Promise<MetricsSource>;
+  /** The bytes `GET /api/v1/meters/{id}/intervals.csv?from&to` sends over the same data: intervalsSha256 must be their SHA-256. */
+  intervalsCsv(meterId: string, window: TimeWindow): Promise<Uint8Array>;
 }
 
 const DAY_MS = 86_400_000;
@@ -76,8 +79,21 @@ export function metricsSourceContract(name: string, fixture: MetricsSourceFixtur
       expect(await source.errorCurve(fixture.testMeterId, fixture.window, 5)).toHaveLength(5);
     });
 
+    it('hashes a test meter\'s intervals.csv: the SHA-256 of the bytes the API sends for the same window', async () => {
+      const source = await world.open();
+      const sha256 = await source.intervalsSha256(fixture.testMeterId, fixture.window);
+      expect(sha256).toMatch(/^[0-9a-f]{64}$/);
+      const csv = await world.intervalsCsv(fixture.testMeterId, fixture.window);
+      expect(createHash('sha256').update(csv).digest('hex')).toBe(sha256);
+      // Another window holds other intervals, so another hash.
+      const firstDay = localDays(fixture.window, fixture.timezone)[0]?.window ?? fixture.window;
+      expect(await source.intervalsSha256(fixture.testMeterId, firstDay)).not.toBe(sha256);
+    });
+
     it('refuses what the API refuses, with the catalogue\'s codes', async () => {
       const source = await world.open();
+      await expectCode(source.intervalsSha256(fixture.referenceMeterId, fixture.window), 'ERR_VALIDATION');
+      await expectCode(source.intervalsSha256('NO-SUCH-METER', fixture.window), 'ERR_METER_NOT_FOUND');
       await expectCode(source.errorCurve(fixture.referenceMeterId, fixture.window), 'ERR_VALIDATION');
       await expectCode(source.errorCurve('NO-SUCH-METER', fixture.window), 'ERR_METER_NOT_FOUND');
       await expectCode(source.metrics({ fromMs: fixture.window.toMs, toMs: fixture.window.fromMs }), 'ERR_VALIDATION');
@@ -90,6 +106,7 @@ export function metricsSourceContract(name: string, fixture: MetricsSourceFixtur
       await expectCode(source.metrics(fixture.window), 'ERR_INFLUX_UNAVAILABLE');
       await expectCode(source.dailyMetrics(fixture.window), 'ERR_INFLUX_UNAVAILABLE');
       await expectCode(source.errorCurve(fixture.testMeterId, fixture.window), 'ERR_INFLUX_UNAVAILABLE');
+      await expectCode(source.intervalsSha256(fixture.testMeterId, fixture.window), 'ERR_INFLUX_UNAVAILABLE');
     });
   });
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ErrorCurveBin, MeterMetrics, TimeWindow } from '@flowpilot/metrics';
 import { ERROR_CATALOGUE, FlowPilotError } from '@flowpilot/schema';
 import type { ErrorCode } from '@flowpilot/schema';
@@ -45,6 +46,12 @@ export interface MetricsSource {
   dailyMetrics(window: TimeWindow): Promise<DailyMetrics>;
   /** GET /api/v1/meters/{id}/error-curve?from&to&bins: a test meter's error curve (default 12 bins). */
   errorCurve(meterId: string, window: TimeWindow, bins?: number): Promise<ErrorCurveBin[]>;
+  /**
+   * SHA-256 (hex) of the bytes GET /api/v1/meters/{id}/intervals.csv?from&to sends: a test meter's
+   * paired intervals over the window (SPEC sections 4 and 5), printed in the PDF so an evaluator
+   * can tell that the CSV they recompute from is the one the report was made from.
+   */
+  intervalsSha256(meterId: string, window: TimeWindow): Promise<string>;
 }
 
 export interface HttpMetricsSourceOptions {
@@ -75,34 +82,52 @@ function isErrorCode(code: unknown): code is ErrorCode {
 export function createHttpMetricsSource(baseUrl: string, options: HttpMetricsSourceOptions = {}): MetricsSource {
   const base = baseUrl.replace(/\/+$/, '');
   const fetchImpl = options.fetch ?? fetch;
-  const headers: Record<string, string> = { accept: 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) };
+  const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
 
-  async function get<T>(path: string, window: TimeWindow, extra: Record<string, string> = {}): Promise<T> {
+  /** GET path?from&to&…: the response when it is a 2xx, else the API's error as a FlowPilotError. */
+  async function send(path: string, window: TimeWindow, extra: Record<string, string>, accept: string): Promise<Response> {
     const query = new URLSearchParams({ from: String(window.fromMs), to: String(window.toMs), ...extra });
     const url = `${base}${path}?${query}`;
     let response: Response;
     try {
-      response = await fetchImpl(url, { headers });
+      response = await fetchImpl(url, { headers: { ...headers, accept } });
     } catch (error) {
       const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
       const hint = options.unreachableHint ? `: ${options.unreachableHint}` : '';
       throw new FlowPilotError('ERR_UNREACHABLE', `the FlowPilot API at ${base} is not reachable (${cause?.code ?? cause?.message ?? (error as Error).message})${hint}`, { cause: error });
     }
-    const text = await response.text();
+    if (!response.ok) throw refusal(path, response.status, await response.text());
+    return response;
+  }
+
+  /** An error answer as the API's own code and message; anything else (a proxy's page) as ERR_UNREACHABLE with its status. */
+  function refusal(path: string, status: number, text: string): FlowPilotError {
     let body: unknown = null;
     try {
       body = JSON.parse(text);
     } catch {
       // Not JSON: a proxy's error page, say; reported below with its status.
     }
-    if (response.ok && body !== null) return body as T;
     const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
     if (error && isErrorCode(error.code)) {
       const message = typeof error.message === 'string' ? error.message : '';
       // The API's message for a 5xx is the catalogue's own; a 4xx says what to change.
-      throw new FlowPilotError(error.code, message && message !== ERROR_CATALOGUE[error.code].message ? message.replace(/\.$/, '') : undefined);
+      return new FlowPilotError(error.code, message && message !== ERROR_CATALOGUE[error.code].message ? message.replace(/\.$/, '') : undefined);
     }
-    throw new FlowPilotError('ERR_UNREACHABLE', `GET ${path} at ${base} answered HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`);
+    return new FlowPilotError('ERR_UNREACHABLE', `GET ${path} at ${base} answered HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`);
+  }
+
+  async function get<T>(path: string, window: TimeWindow, extra: Record<string, string> = {}): Promise<T> {
+    const response = await send(path, window, extra, 'application/json');
+    const text = await response.text();
+    let body: unknown = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not JSON: reported below with its status.
+    }
+    if (body === null) throw refusal(path, response.status, text);
+    return body as T;
   }
 
   return {
@@ -117,6 +142,26 @@ export function createHttpMetricsSource(baseUrl: string, options: HttpMetricsSou
     async errorCurve(meterId, window, bins) {
       const body = await get<{ bins: ErrorCurveBin[] }>(`/api/v1/meters/${encodeURIComponent(meterId)}/error-curve`, window, bins === undefined ? {} : { bins: String(bins) });
       return body.bins;
+    },
+    async intervalsSha256(meterId, window) {
+      const path = `/api/v1/meters/${encodeURIComponent(meterId)}/intervals.csv`;
+      const response = await send(path, window, {}, 'text/csv');
+      // Hashed as the bytes arrive: a month of minute intervals is megabytes of CSV.
+      const hash = createHash('sha256');
+      try {
+        const reader = response.body?.getReader();
+        if (reader) for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) hash.update(chunk.value);
+      } catch (error) {
+        throw new FlowPilotError('ERR_UNREACHABLE', `GET ${path} at ${base} stopped before the end of the CSV (${(error as Error).message}); try again`, { cause: error });
+      }
+      const sha256 = hash.digest('hex');
+      // The API states the hash of what it meant to send: a download cut short (the API streams,
+      // so a failure after the first bytes cannot change the status) does not match it.
+      const stated = response.headers.get('x-content-sha256');
+      if (stated !== null && stated.toLowerCase() !== sha256) {
+        throw new FlowPilotError('ERR_UNREACHABLE', `GET ${path} at ${base} sent bytes with SHA-256 ${sha256}, not the ${stated} its X-Content-SHA256 header states (a download cut short); try again`);
+      }
+      return sha256;
     },
   };
 }

@@ -1,33 +1,38 @@
 import { fileURLToPath } from 'node:url';
 import { createTranslator, formatDate, formatDateTime, formatDurationMs, formatErrorPct, formatMpePct, formatNumber, formatRatioPct, formatUtcOffset } from '@flowpilot/i18n';
 import type { Language, Translate } from '@flowpilot/i18n';
+import { EXCLUSION_REASONS, MIN_REPEATABILITY_DAYS } from '@flowpilot/metrics';
+import type { AccuracyEvidence, RegisterResolution } from '@flowpilot/metrics';
 import PDFDocument from 'pdfkit';
 import SVGtoPDF from 'svg-to-pdfkit';
 import { kpiRows } from './kpi.ts';
 import { barChartSvg, errorCurveSvg } from './svg-charts.ts';
-import type { ReportData, ReportMeterMetrics } from './types.ts';
+import type { AccuracyResult, ReportData, ReportMeterMetrics, ReportProvenance } from './types.ts';
 
-/** DejaVu Sans covers Latin, Cyrillic (Russian, Kazakh) and the symbols the report uses (m³, ±, ≤, Q₁); shipped in fonts/ with its licence. */
+/**
+ * DejaVu Sans covers Latin, Cyrillic (Russian, Kazakh) and the symbols the report uses (m³, ±, ≤,
+ * √, Q₁); shipped in fonts/ with its licence. It is the only font of the document: PDF/A embeds
+ * every font it uses, and pdfkit's built-in Helvetica could not be embedded.
+ */
 export const FONTS_DIR = fileURLToPath(new URL('../fonts/', import.meta.url));
 const FONT = 'DejaVuSans';
 const FONT_BOLD = 'DejaVuSans-Bold';
 
-export interface RenderOptions {
+export interface RenderOptions extends ReportProvenance {
   language: Language;
   /** The base language for strings a translation lacks. */
   baseLanguage: Language;
   /** When the report was generated, epoch ms (injected: STYLE habit 7). */
   generatedAtMs: number;
-  /** FlowPilot's version, on the cover. */
-  softwareVersion: string;
-  /** Where the data came from, e.g. "InfluxDB http://127.0.0.1:8086, database flowpilot". */
-  dataSource: string;
 }
 
 const PAGE = { width: 595.28, height: 841.89, margin: 50 };
 const CONTENT_W = PAGE.width - 2 * PAGE.margin;
 const BOTTOM = PAGE.height - PAGE.margin;
-const VERDICT_COLORS = { pass: '#15803d', fail: '#b91c1c', insufficient: '#b45309' } as const;
+/** Each verdict its own colour: `inconclusive` is neither a pass nor a fail, nor a lack of data. */
+const VERDICT_COLORS = { pass: '#15803d', fail: '#b91c1c', inconclusive: '#7c3aed', insufficient: '#b45309' } as const;
+type VerdictName = keyof typeof VERDICT_COLORS;
+const VERDICTS = Object.keys(VERDICT_COLORS) as VerdictName[];
 
 type Doc = PDFKit.PDFDocument;
 
@@ -36,6 +41,8 @@ interface Cell {
   sub?: string;
   color?: string;
   bold?: boolean;
+  /** A font size of its own (a SHA-256 must fit on one line). */
+  size?: number;
 }
 interface Column {
   header: string;
@@ -44,9 +51,18 @@ interface Column {
 }
 
 /**
- * The evaluator's report as a PDF: cover, summary of the verdicts, one section per meter
- * (error curve against the MPE envelope, daily volume and completeness, key figures),
- * data-quality notes, the methodology of SPEC section 4 in words, and a signature block.
+ * pdfkit writes the title into the XMP metadata as it is: XML's own characters would break the
+ * packet that PDF/A requires, so they are replaced by their full-width look-alikes there.
+ */
+const xmpSafe = (text: string): string => text.replace(/[<>&]/g, (c) => ({ '<': '＜', '>': '＞', '&': '＆' })[c] as string);
+
+/**
+ * The evaluator's report as an archival PDF (PDF/A-2b: fonts embedded and subset, XMP metadata,
+ * an sRGB output intent): cover, summary of the verdicts, one section per meter (for a test meter
+ * the evidence of each zone's and test-flow bin's verdict, the error curve against each bin's MPE,
+ * exclusions, registers and the reference's calibration; daily volume and completeness; key
+ * figures), data-quality notes, traceability, the methodology of SPEC section 4 in words, and a
+ * signature block.
  */
 export async function renderReportPdf(data: ReportData, options: RenderOptions): Promise<Buffer> {
   const { language } = options;
@@ -57,8 +73,20 @@ export async function renderReportPdf(data: ReportData, options: RenderOptions):
     size: 'A4',
     margin: PAGE.margin,
     bufferPages: true,
-    info: { Title: `${t('pdf.title')}: ${data.pilot.name}`, Author: 'FlowPilot', Subject: data.pilot.id, Creator: `FlowPilot ${options.softwareVersion}` },
+    pdfVersion: '1.7',
+    subset: 'PDF/A-2b',
+    // The default font, set before the first page: pdfkit would otherwise start with Helvetica, which PDF/A cannot embed.
+    font: `${FONTS_DIR}DejaVuSans.ttf`,
+    info: {
+      Title: xmpSafe(`${t('pdf.title')}: ${data.pilot.name}`),
+      Author: 'FlowPilot',
+      Subject: xmpSafe(data.pilot.id),
+      Creator: xmpSafe(`FlowPilot ${options.softwareVersion}`),
+      // The report's own time, so the Info dictionary and the XMP packet (which PDF/A requires to agree) both carry it.
+      CreationDate: new Date(options.generatedAtMs),
+    },
     lang: language.code,
+    displayTitle: true,
   });
   doc.registerFont(FONT, `${FONTS_DIR}DejaVuSans.ttf`);
   doc.registerFont(FONT_BOLD, `${FONTS_DIR}DejaVuSans-Bold.ttf`);
@@ -75,6 +103,7 @@ export async function renderReportPdf(data: ReportData, options: RenderOptions):
   summary(ctx);
   for (const meter of data.pilot.meters) meterSection(ctx, meter.id);
   dataQuality(ctx);
+  traceability(ctx);
   methodology(ctx);
   signatures(ctx);
   footers(ctx);
@@ -116,10 +145,11 @@ function table(ctx: Ctx, columns: readonly Column[], rows: ReadonlyArray<Readonl
   const padX = 4;
   const padY = 3.5;
   const cellHeight = (cell: Cell, width: number): number => {
-    doc.font(cell.bold ? FONT_BOLD : FONT).fontSize(fontSize);
+    const size = cell.size ?? fontSize;
+    doc.font(cell.bold ? FONT_BOLD : FONT).fontSize(size);
     let h = doc.heightOfString(cell.text || ' ', { width: width - 2 * padX });
     if (cell.sub) {
-      doc.font(FONT).fontSize(fontSize - 1.5);
+      doc.font(FONT).fontSize(size - 1.5);
       h += doc.heightOfString(cell.sub, { width: width - 2 * padX });
     }
     return h + 2 * padY;
@@ -135,9 +165,10 @@ function table(ctx: Ctx, columns: readonly Column[], rows: ReadonlyArray<Readonl
     let x = PAGE.margin;
     cells.forEach((cell, i) => {
       const column = columns[i] as Column;
-      doc.font(cell.bold || header ? FONT_BOLD : FONT).fontSize(fontSize).fillColor(cell.color ?? (header ? '#374151' : '#111827'));
+      const size = cell.size ?? fontSize;
+      doc.font(cell.bold || header ? FONT_BOLD : FONT).fontSize(size).fillColor(cell.color ?? (header ? '#374151' : '#111827'));
       doc.text(cell.text, x + padX, top + padY, { width: column.width - 2 * padX, align: column.align ?? 'left' });
-      if (cell.sub) doc.font(FONT).fontSize(fontSize - 1.5).fillColor('#6b7280').text(cell.sub, x + padX, doc.y, { width: column.width - 2 * padX, align: column.align ?? 'left' });
+      if (cell.sub) doc.font(FONT).fontSize(size - 1.5).fillColor('#6b7280').text(cell.sub, x + padX, doc.y, { width: column.width - 2 * padX, align: column.align ?? 'left' });
       x += column.width;
     });
     doc.moveTo(PAGE.margin, top + height).lineTo(PAGE.margin + CONTENT_W, top + height).lineWidth(0.4).strokeColor('#d1d5db').stroke();
@@ -147,6 +178,19 @@ function table(ctx: Ctx, columns: readonly Column[], rows: ReadonlyArray<Readonl
   drawRow(columns.map((c) => ({ text: c.header, bold: true })), true);
   for (const row of rows) drawRow(row.map((cell) => (typeof cell === 'string' ? { text: cell } : cell)), false);
   doc.moveDown(0.6);
+}
+
+/** A two-column table of figures and their values, the value column as wide as the page allows. */
+function propertyTable(ctx: Ctx, rows: ReadonlyArray<readonly [string, Cell | string]>, labelWidth = 160, fontSize = 8.5): void {
+  table(
+    ctx,
+    [
+      { header: ctx.t('pdf.property'), width: labelWidth },
+      { header: ctx.t('pdf.value'), width: CONTENT_W - labelWidth },
+    ],
+    rows.map(([label, value]) => [label, value]),
+    fontSize,
+  );
 }
 
 function svg(ctx: Ctx, markup: string, x: number, y: number, width: number, height: number): void {
@@ -159,6 +203,8 @@ function svg(ctx: Ctx, markup: string, x: number, y: number, width: number, heig
   });
 }
 
+const iso = (ms: number): string => new Date(ms).toISOString();
+
 const periodText = (ctx: Ctx): string => {
   const { fromMs, toMs } = ctx.data.window;
   return `${formatDateTime(ctx.locale, ctx.tz, fromMs)} – ${formatDateTime(ctx.locale, ctx.tz, toMs)}`;
@@ -166,26 +212,26 @@ const periodText = (ctx: Ctx): string => {
 
 const zoneLabel = (ctx: Ctx, atMs: number): string => `${ctx.tz} (UTC${formatUtcOffset(ctx.tz, atMs)})`;
 
+/** The commit as the caller found it; `unknown` in the report's language. */
+const commitText = (ctx: Ctx): string => (ctx.options.commit === 'unknown' || ctx.options.commit === '' ? ctx.t('trace.unknown') : ctx.options.commit);
+
 function cover(ctx: Ctx): void {
   const { doc, t, data, options } = ctx;
   doc.font(FONT).fontSize(10).fillColor('#6b7280').text('FlowPilot', PAGE.margin, PAGE.margin + 30);
   doc.moveDown(0.3).font(FONT_BOLD).fontSize(20).fillColor('#111827').text(t('pdf.title'), { width: CONTENT_W });
   doc.moveDown(0.3).font(FONT).fontSize(14).fillColor('#1f2937').text(data.pilot.name, { width: CONTENT_W });
   doc.moveDown(1.5);
-  table(
+  propertyTable(
     ctx,
-    [
-      { header: t('pdf.property'), width: 140 },
-      { header: t('pdf.value'), width: CONTENT_W - 140 },
-    ],
     [
       [t('pdf.pilot'), `${data.pilot.name} (${data.pilot.id})`],
       [t('pdf.period'), periodText(ctx)],
       [t('pdf.timezone'), zoneLabel(ctx, data.window.fromMs)],
       [t('pdf.generatedAt'), `${formatDateTime(ctx.locale, ctx.tz, options.generatedAtMs, true)} (${ctx.tz})`],
-      [t('pdf.version'), `FlowPilot ${options.softwareVersion}`],
+      [t('pdf.version'), t('pdf.softwareWithCommit', { version: options.softwareVersion, commit: commitText(ctx) })],
       [t('pdf.dataSource'), options.dataSource],
     ],
+    140,
     9.5,
   );
   heading(ctx, t('pdf.meters'), 12);
@@ -198,7 +244,7 @@ function cover(ctx: Ctx): void {
       { header: 'DN · Q3 · R · class', width: CONTENT_W - 320 },
     ],
     data.pilot.meters.map((m) => [
-      { text: m.id, sub: m.label ?? '' },
+      { text: m.id, sub: [m.label, m.serial ? `S/N ${m.serial}` : null].filter(Boolean).join(' · ') },
       { text: t(`role.${m.role}`), sub: m.reference ? t('acc.reference', { id: m.reference }) : '' },
       m.site,
       [m.technology, m.dn ? `DN ${m.dn}` : null, m.q3 ? `Q3 ${m.q3} m³/h` : null, m.r ? `R ${m.r}` : null, m.accuracyClass ? t('acc.class', { n: m.accuracyClass }) : null]
@@ -212,7 +258,17 @@ function metricsOf(ctx: Ctx, meterId: string): ReportMeterMetrics | undefined {
   return ctx.data.meters.find((m) => m.meterId === meterId);
 }
 
-function verdictCell(ctx: Ctx, zone: { verdict: 'pass' | 'fail' | 'insufficient'; error: number | null; mpe: number; intervals: number } | undefined): Cell {
+/** The rule that decided a verdict (packages/metrics conformity.ts DecisionRule), in words. */
+function ruleText(t: Translate, rule: string, minIntervals: number): string {
+  if (rule === 'intervals') return t('rule.intervals', { n: minIntervals });
+  if (rule === 'simple acceptance') return t('rule.simpleAcceptance');
+  if (rule === 'guarded acceptance') return t('rule.guardedAcceptance');
+  if (rule === 'zones') return t('rule.zones');
+  if (rule.startsWith('bin ')) return t('rule.bin', { bin: rule.slice('bin '.length) });
+  return rule;
+}
+
+function verdictCell(ctx: Ctx, zone: { verdict: VerdictName; error: number | null; mpe: number; intervals: number } | undefined): Cell {
   if (!zone) return { text: '—' };
   return {
     text: ctx.t(`verdict.${zone.verdict}`),
@@ -234,11 +290,11 @@ function summary(ctx: Ctx): void {
     table(
       ctx,
       [
-        { header: t('kpi.meter'), width: 100 },
-        { header: t('zone.lowerShort'), width: 115 },
-        { header: t('zone.upperShort'), width: 115 },
-        { header: t('zone.overall'), width: 75, align: 'right' },
-        { header: t('kpi.completeness'), width: CONTENT_W - 405, align: 'right' },
+        { header: t('kpi.meter'), width: 85 },
+        { header: t('zone.lowerShort'), width: 114 },
+        { header: t('zone.upperShort'), width: 114 },
+        { header: t('zone.overall'), width: 114 },
+        { header: t('kpi.completeness'), width: CONTENT_W - 427, align: 'right' },
       ],
       testMeters.map((meter) => {
         const m = metricsOf(ctx, meter.id);
@@ -247,11 +303,25 @@ function summary(ctx: Ctx): void {
           { text: meter.id, sub: meter.reference ? t('acc.reference', { id: meter.reference }) : '' },
           verdictCell(ctx, acc?.lower),
           verdictCell(ctx, acc?.upper),
-          { text: formatErrorPct(ctx.locale, acc?.overall.error ?? null), sub: acc ? formatMpePct(ctx.locale, acc.overall.mpe) : '' },
+          verdictCell(ctx, acc?.overall),
           formatRatioPct(ctx.locale, m?.completeness ?? null),
         ];
       }),
       9,
+    );
+    // The four verdicts, each in its colour, with what it means (OIML G 19, SPEC section 4).
+    const minIntervals = testMeters.map((meter) => metricsOf(ctx, meter.id)?.accuracy?.minIntervals).find((n) => n !== undefined) ?? 30;
+    table(
+      ctx,
+      [
+        { header: t('pdf.verdictLegend'), width: 150 },
+        { header: '', width: CONTENT_W - 150 },
+      ],
+      VERDICTS.map((verdict) => [
+        { text: t(`verdict.${verdict}`), color: VERDICT_COLORS[verdict], bold: true },
+        t(`pdf.legend.${verdict}`, { n: minIntervals }),
+      ]),
+      8,
     );
   }
   // The other meters' completeness too: a reference with holes weakens its test meter's verdict.
@@ -277,6 +347,150 @@ function summary(ctx: Ctx): void {
   );
 }
 
+/** One row of the evidence tables: a zone, a test-flow bin or the meter overall. */
+interface EvidenceGroup {
+  /** For the notes: the zone's short name, the bin's name, or "overall". */
+  name: string;
+  label: Cell;
+  evidence: AccuracyEvidence;
+}
+
+/** Lower zone and its bin, upper zone and its bins, then overall: the order an evaluator reads a meter's verdict in. */
+function evidenceGroups(ctx: Ctx, acc: AccuracyResult): EvidenceGroup[] {
+  const { t, locale } = ctx;
+  const flow = (q: number): string => formatNumber(locale, q, q < 10 ? 3 : 1);
+  const groups: EvidenceGroup[] = [];
+  for (const zone of ['lower', 'upper'] as const) {
+    groups.push({ name: t(`zone.${zone}Short`), label: { text: t(`zone.${zone}`), bold: true }, evidence: acc[zone] });
+    for (const bin of acc.bins.filter((b) => b.zone === zone)) {
+      // R49's bins are [from, to) but upper-3 includes Q3 and upper-4 is (Q3, Q4] (SPEC section 4).
+      const open = bin.bin === 'upper-4' ? '(' : '[';
+      const close = bin.bin === 'upper-3' || bin.bin === 'upper-4' ? ']' : ')';
+      groups.push({ name: bin.bin, label: { text: `   ${bin.bin}`, sub: `   ${open}${flow(bin.qFromM3h)}, ${flow(bin.qToM3h)}${close} ${t('pdf.unitM3h')}` }, evidence: bin });
+    }
+  }
+  groups.push({ name: t('zone.overall'), label: { text: t('zone.overall'), bold: true }, evidence: acc.overall });
+  return groups;
+}
+
+const pct = (locale: string, value: number, digits = 3): string => `${formatNumber(locale, value, digits)} %`;
+
+/** Each zone's and bin's error, MPE, U and verdict with the rule that decided it. */
+function evidenceTable(ctx: Ctx, acc: AccuracyResult, groups: readonly EvidenceGroup[]): void {
+  const { t, locale } = ctx;
+  heading(ctx, t('pdf.evidence'), 11);
+  paragraph(ctx, t('pdf.evidenceIntro', { n: acc.minIntervals }), 8, '#374151');
+  table(
+    ctx,
+    [
+      // Wide enough for the Russian headers ("Погрешность") and verdicts on at most two lines.
+      { header: t('pdf.group'), width: 90 },
+      { header: t('pdf.intervalsNeeded', { n: acc.minIntervals }), width: 46, align: 'right' },
+      { header: t('pdf.volumeRef'), width: 52, align: 'right' },
+      { header: t('acc.error'), width: 66, align: 'right' },
+      { header: t('acc.mpe'), width: 46, align: 'right' },
+      { header: t('acc.uncertainty'), width: 48, align: 'right' },
+      { header: t('pdf.uToMpe'), width: 38, align: 'right' },
+      { header: t('pdf.verdictRule'), width: CONTENT_W - 386 },
+    ],
+    groups.map(({ label, evidence: e }) => [
+      label,
+      { text: String(e.intervals), ...(e.intervals < e.minIntervals ? { color: VERDICT_COLORS.insufficient } : {}) },
+      formatNumber(locale, e.volumeRefM3, 3),
+      formatErrorPct(locale, e.error),
+      formatMpePct(locale, e.mpe),
+      pct(locale, e.uncertainty.expandedPct),
+      formatNumber(locale, e.uncertaintyToMpe, 2),
+      { text: t(`verdict.${e.verdict}`), color: VERDICT_COLORS[e.verdict], bold: true, sub: ruleText(t, e.rule, e.minIntervals) },
+    ]),
+    7.5,
+  );
+}
+
+/** U's three components and the water temperature of each zone and bin, then what was counted as 0. */
+function budgetTable(ctx: Ctx, acc: AccuracyResult, groups: readonly EvidenceGroup[]): void {
+  const { t, locale } = ctx;
+  heading(ctx, t('pdf.budget'), 11);
+  paragraph(ctx, t('pdf.budgetIntro'), 8, '#374151');
+  const celsius = (value: number | null): string => formatNumber(locale, value, 1);
+  table(
+    ctx,
+    [
+      { header: t('pdf.group'), width: 90 },
+      { header: 'u_ref', width: 42, align: 'right' },
+      { header: 'u_res', width: 42, align: 'right' },
+      { header: 'u_rep', width: 42, align: 'right' },
+      { header: t('pdf.days'), width: 30, align: 'right' },
+      { header: t('pdf.tempFrom'), width: 92 },
+      { header: t('pdf.tempRange'), width: 90, align: 'right' },
+      { header: t('pdf.tempWarm'), width: CONTENT_W - 428, align: 'right' },
+    ],
+    groups.map(({ label, evidence: e }) => [
+      label,
+      formatNumber(locale, e.uncertainty.referencePct, 3),
+      formatNumber(locale, e.uncertainty.resolutionPct, 3),
+      formatNumber(locale, e.uncertainty.repeatabilityPct, 3),
+      String(e.uncertainty.days),
+      t(`pdf.tempSource.${e.temperature.source}`),
+      e.temperature.medianC === null ? '—' : `${celsius(e.temperature.minC)} / ${celsius(e.temperature.medianC)} / ${celsius(e.temperature.maxC)}`,
+      formatRatioPct(locale, e.temperature.volumeShareAbove30C, 1),
+    ]),
+    7.5,
+  );
+  // What each component counted as 0 and why (packages/metrics conformity.ts writes the same notes in English into the JSON).
+  const notes: string[] = [];
+  if (acc.reference.expandedUncertaintyPct === null) notes.push(t('pdf.noteRefUncertainty'));
+  if (acc.resolution.test.m3 === null) notes.push(t('pdf.noteResolutionTest'));
+  if (acc.resolution.reference.m3 === null) notes.push(t('pdf.noteResolutionRef'));
+  const fewDays = groups.filter((g) => g.evidence.uncertainty.days < MIN_REPEATABILITY_DAYS).map((g) => `${g.name} (${g.evidence.uncertainty.days})`);
+  if (fewDays.length > 0) notes.push(t('pdf.noteRepeatability', { min: MIN_REPEATABILITY_DAYS, groups: fewDays.join(', ') }));
+  paragraph(ctx, notes.length === 0 ? t('pdf.noNotes') : `${t('pdf.countedAsZero')}\n${notes.map((note) => `• ${note}`).join('\n')}`, 8, '#374151');
+}
+
+/** The paired intervals by reason of exclusion (the `excluded` column of intervals.csv), and how many counted. */
+function exclusionsTable(ctx: Ctx, acc: AccuracyResult): void {
+  const { t } = ctx;
+  heading(ctx, t('acc.excluded'), 11);
+  table(
+    ctx,
+    [
+      { header: t('pdf.reason'), width: 250 },
+      { header: t('pdf.exclusionCode'), width: 140 },
+      { header: t('pdf.count'), width: CONTENT_W - 390, align: 'right' },
+    ],
+    [
+      ...EXCLUSION_REASONS.map((reason) => [t(`exclusion.${reason}`), reason, String(acc.excluded[reason] ?? 0)]),
+      [{ text: t('pdf.countedIntervals'), bold: true }, '', { text: String(acc.overall.intervals), bold: true }],
+      [{ text: t('pdf.pairedIntervals'), bold: true }, '', { text: String(acc.pairedIntervals), bold: true }],
+    ],
+    8,
+  );
+}
+
+/** The registers' resolutions (and where they came from) and the reference's calibration: the inputs of U. */
+function registersTable(ctx: Ctx, acc: AccuracyResult): void {
+  const { t, locale } = ctx;
+  const notGiven = t('pdf.notGiven');
+  const resolution = (r: RegisterResolution): Cell => {
+    const source = t(`pdf.resolution.${r.source === 'pilot file' ? 'pilotFile' : r.source === 'inferred from data' ? 'inferred' : 'unknown'}`);
+    return r.m3 === null ? { text: source } : { text: `${new Intl.NumberFormat(locale, { maximumSignificantDigits: 6 }).format(r.m3)} ${t('pdf.unitM3')}`, sub: source };
+  };
+  heading(ctx, t('pdf.registers'), 11);
+  propertyTable(
+    ctx,
+    [
+      [t('pdf.grid'), t('pdf.gridOf', { id: acc.grid === 'reference' ? acc.referenceId : acc.meterId, sec: acc.gridIntervalSec })],
+      [t('pdf.resolutionOf', { id: acc.meterId }), resolution(acc.resolution.test)],
+      [t('pdf.resolutionOf', { id: acc.referenceId }), resolution(acc.resolution.reference)],
+      [t('pdf.refSerial'), acc.reference.serial ?? notGiven],
+      [t('pdf.refCertificate'), acc.reference.certificate ?? notGiven],
+      [t('pdf.refCalibratedOn'), acc.reference.calibratedOn ?? notGiven],
+      [t('pdf.refUncertainty'), acc.reference.expandedUncertaintyPct === null ? notGiven : pct(locale, acc.reference.expandedUncertaintyPct, 2)],
+    ],
+    230,
+  );
+}
+
 function meterSection(ctx: Ctx, meterId: string): void {
   const { doc, t, locale, data } = ctx;
   const meter = data.pilot.meters.find((m) => m.id === meterId);
@@ -298,28 +512,8 @@ function meterSection(ctx: Ctx, meterId: string): void {
   const acc = m.accuracy;
   if (acc) {
     paragraph(ctx, `${t('acc.class', { n: acc.accuracyClass })} · ${t('acc.rates', { q1: formatNumber(locale, acc.q1M3h, 3), q2: formatNumber(locale, acc.q2M3h, 3), q3: formatNumber(locale, acc.q3M3h, 1), q4: formatNumber(locale, acc.q4M3h, 1) })}`, 9, '#374151');
-    table(
-      ctx,
-      [
-        // Wide enough for the Russian headers ("Погрешность", "Интервалы") on one line.
-        { header: '', width: 150 },
-        { header: t('acc.error'), width: 90, align: 'right' },
-        { header: t('acc.mpe'), width: 55, align: 'right' },
-        { header: t('acc.intervals'), width: 75, align: 'right' },
-        { header: t('acc.verdict'), width: CONTENT_W - 370 },
-      ],
-      (['lower', 'upper', 'overall'] as const).map((zone) => {
-        const z = acc[zone];
-        return [
-          t(`zone.${zone}`),
-          formatErrorPct(locale, z.error),
-          formatMpePct(locale, z.mpe),
-          String(z.intervals),
-          { text: t(`verdict.${z.verdict}`), color: VERDICT_COLORS[z.verdict], bold: true },
-        ];
-      }),
-      9,
-    );
+    const groups = evidenceGroups(ctx, acc);
+    evidenceTable(ctx, acc, groups);
     const curveH = 230;
     ensureSpace(doc, curveH + 24);
     doc.font(FONT_BOLD).fontSize(10).fillColor('#111827').text(t('results.errorCurve'), PAGE.margin, doc.y);
@@ -333,6 +527,9 @@ function meterSection(ctx: Ctx, meterId: string): void {
       curveH,
     );
     doc.y = top + curveH + 8;
+    budgetTable(ctx, acc, groups);
+    exclusionsTable(ctx, acc);
+    registersTable(ctx, acc);
   } else if (meter.role === 'test') {
     paragraph(ctx, t('app.noData'));
   } else {
@@ -358,14 +555,7 @@ function meterSection(ctx: Ctx, meterId: string): void {
   doc.y = top + chartH + 10;
 
   heading(ctx, t('pdf.kpi'), 11);
-  table(
-    ctx,
-    [
-      { header: t('pdf.property'), width: 160 },
-      { header: t('pdf.value'), width: CONTENT_W - 160 },
-    ],
-    kpiRows(m, t, locale),
-  );
+  propertyTable(ctx, kpiRows(m, t, locale));
 }
 
 function dayLabel(ctx: Ctx, ms: number): string {
@@ -406,16 +596,82 @@ function dataQuality(ctx: Ctx): void {
       rejected,
     );
   }
-  void doc;
 }
+
+/**
+ * What the report was made from, for whoever checks it: the software and its commit, the pilot
+ * file's SHA-256, the data source and when it was read, the window in local time and in UTC, the
+ * rejected count (n/a when unknown, never 0) and the SHA-256 of each test meter's intervals.csv.
+ */
+function traceability(ctx: Ctx): void {
+  const { doc, t, data, options, locale, tz } = ctx;
+  doc.addPage();
+  heading(ctx, t('trace.title'));
+  paragraph(ctx, t('trace.intro'), 9, '#374151');
+  const local = (ms: number): string => formatDateTime(locale, tz, ms, true);
+  const hash = (text: string): Cell => ({ text, size: 7.5 });
+  // SPEC section 4: when any meter's rejected count is unknown, so is the total.
+  const rejected = data.meters.some((m) => m.rejected === null)
+    ? t('pdf.notApplicable')
+    : String(data.meters.reduce((sum, m) => sum + Object.values(m.rejected ?? {}).reduce((a, b) => a + b, 0), 0));
+  propertyTable(
+    ctx,
+    [
+      [t('trace.software'), `FlowPilot ${options.softwareVersion}`],
+      [t('trace.commit'), hash(commitText(ctx))],
+      [t('trace.pilotFile'), hash(options.pilotFileSha256 ?? t('pdf.notApplicable'))],
+      [t('pdf.dataSource'), options.dataSource],
+      [t('trace.readAt'), { text: `${local(data.readAt.startMs)} – ${local(data.readAt.endMs)}, ${zoneLabel(ctx, data.readAt.startMs)}`, sub: `${iso(data.readAt.startMs)} – ${iso(data.readAt.endMs)}` }],
+      [t('trace.generatedAt'), { text: `${local(options.generatedAtMs)}, ${zoneLabel(ctx, options.generatedAtMs)}`, sub: iso(options.generatedAtMs) }],
+      [t('trace.windowLocal'), `${local(data.window.fromMs)} – ${local(data.window.toMs)}, ${zoneLabel(ctx, data.window.fromMs)}`],
+      [t('trace.windowUtc'), `${iso(data.window.fromMs)} – ${iso(data.window.toMs)}`],
+      [t('trace.rejected'), rejected],
+    ],
+    170,
+  );
+  const tested = data.meters.filter((m) => m.accuracy);
+  if (tested.length === 0) return;
+  heading(ctx, t('trace.intervals'), 11);
+  paragraph(ctx, t('trace.intervalsIntro', { path: `/api/v1/meters/<id>/intervals.csv?from=${data.window.fromMs}&to=${data.window.toMs}` }), 8.5, '#374151');
+  table(
+    ctx,
+    [
+      { header: t('kpi.meter'), width: 90 },
+      { header: t('trace.rows'), width: 50, align: 'right' },
+      { header: t('trace.sha256'), width: CONTENT_W - 140 },
+    ],
+    tested.map((m) => [m.meterId, String(m.accuracy?.pairedIntervals ?? 0), hash(data.intervalsSha256[m.meterId] ?? t('pdf.notApplicable'))]),
+  );
+}
+
+/** SPEC section 4 in words, rule by rule: what an evaluator signs for. */
+const METHOD_KEYS = [
+  'method.window',
+  'method.completeness',
+  'method.delivery',
+  'method.latency',
+  'method.volume',
+  'method.night',
+  'method.counts',
+  'method.rates',
+  'method.pairing',
+  'method.zones',
+  'method.bins',
+  'method.exclusions',
+  'method.error',
+  'method.mpe',
+  'method.uncertainty',
+  'method.verdict',
+  'method.curve',
+  'method.trace',
+] as const;
 
 function methodology(ctx: Ctx): void {
   const { t, data } = ctx;
+  ctx.doc.addPage();
   heading(ctx, t('pdf.methodology'));
   const night = `${data.pilot.nightWindow.start}–${data.pilot.nightWindow.end}`;
-  for (const key of ['method.window', 'method.completeness', 'method.gaps', 'method.volume', 'method.night', 'method.accuracy', 'method.zones', 'method.error', 'method.mpe', 'method.verdict']) {
-    paragraph(ctx, t(key, { night }));
-  }
+  for (const key of METHOD_KEYS) paragraph(ctx, t(key, { night }), 9);
 }
 
 function signatures(ctx: Ctx): void {
@@ -453,4 +709,3 @@ function footers(ctx: Ctx): void {
     doc.page.margins.bottom = bottom;
   }
 }
-

@@ -73,8 +73,10 @@ describe('unknown rejected counts and the night\'s reverse volume (SPEC section 
       window,
       meters: [metricsWith(null)],
       days: [{ date: '2026-11-20', window, meters: [metricsWith(null)] }],
+      readAt: { startMs: window.toMs, endMs: window.toMs },
+      intervalsSha256: {},
     };
-    const pdf = await renderReportPdf(data, { language: en, baseLanguage: en, generatedAtMs: window.toMs, softwareVersion: 'test', dataSource: 'test' });
+    const pdf = await renderReportPdf(data, { language: en, baseLanguage: en, generatedAtMs: window.toMs, softwareVersion: 'test', commit: 'unknown', pilotFileSha256: null, dataSource: 'test' });
     const dir = mkdtempSync(join(tmpdir(), 'flowpilot-report-'));
     try {
       writeFileSync(join(dir, 'r.pdf'), pdf);

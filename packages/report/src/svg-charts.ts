@@ -53,10 +53,26 @@ export interface ErrorCurveLabels {
 }
 
 /**
+ * The MPE envelope of the error curve as steps: each bin's own MPE (SPEC section 4: the
+ * ΔV_ref-weighted MPE of its intervals, each from its water temperature; an empty bin the cold
+ * limit of its zone) over its flow range. Bins never straddle Q2, so the step at Q2 is a bin
+ * edge. Without bins (no curve), the two zones' MPEs from Q1 to Q2 and from Q2 to Q4.
+ */
+export function mpeEnvelope(bins: readonly ErrorCurveBin[], accuracy: AccuracyResult): Array<{ fromM3h: number; toM3h: number; mpe: number }> {
+  if (bins.length === 0) {
+    return [
+      { fromM3h: accuracy.q1M3h, toM3h: accuracy.q2M3h, mpe: accuracy.lower.mpe },
+      { fromM3h: accuracy.q2M3h, toM3h: accuracy.q4M3h, mpe: accuracy.upper.mpe },
+    ];
+  }
+  return [...bins].sort((a, b) => a.qFromM3h - b.qFromM3h).map((bin) => ({ fromM3h: bin.qFromM3h, toM3h: bin.qToM3h, mpe: bin.mpe }));
+}
+
+/**
  * The picture an evaluator looks for first: each bin's error (SPEC section 4 error curve) as a
  * point at its geometric mid flow, on a log flow axis from below Q1 to above Q4, inside the MPE
- * envelope (lower zone ±MPE from Q1 to Q2, upper zone ±MPE from Q2 to Q4), with Q1…Q4 marked.
- * A point outside the envelope is drawn red.
+ * envelope (mpeEnvelope: each bin's own MPE over its flow range), with Q1…Q4 marked. A point
+ * outside its bin's MPE is drawn red.
  */
 export function errorCurveSvg(bins: readonly ErrorCurveBin[], accuracy: AccuracyResult, labels: ErrorCurveLabels, size: ChartSize = { widthPt: 480, heightPt: 230 }): string {
   const { widthPt: w, heightPt: h } = size;
@@ -68,27 +84,22 @@ export function errorCurveSvg(bins: readonly ErrorCurveBin[], accuracy: Accuracy
   const xHi = q4M3h * 1.5;
   const x = (q: number): number => pad.left + ((Math.log10(q) - Math.log10(xLo)) / (Math.log10(xHi) - Math.log10(xLo))) * plotW;
   const errors = bins.map((bin) => bin.error).filter((e): e is number => e !== null && Number.isFinite(e));
-  const limit = Math.max(accuracy.lower.mpe, accuracy.upper.mpe);
+  const steps = mpeEnvelope(bins, accuracy);
+  const limit = Math.max(...steps.map((step) => step.mpe));
   const yMax = Math.max(limit * 1.4, ...errors.map((e) => Math.abs(e) * 1.15));
   const y = (e: number): number => pad.top + ((yMax - e) / (2 * yMax)) * plotH;
   const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">`];
 
-  // The envelope: a band per zone, then its limits as lines.
-  const zones = [
-    { from: q1M3h, to: q2M3h, mpe: accuracy.lower.mpe },
-    { from: q2M3h, to: q4M3h, mpe: accuracy.upper.mpe },
-  ];
-  for (const zone of zones) {
-    parts.push(`<rect x="${n(x(zone.from))}" y="${n(y(zone.mpe))}" width="${n(x(zone.to) - x(zone.from))}" height="${n(y(-zone.mpe) - y(zone.mpe))}" fill="${COLORS.band}"/>`);
+  // The envelope: a band per bin, then its limits as one stepped line each side.
+  for (const step of steps) {
+    parts.push(`<rect x="${n(x(step.fromM3h))}" y="${n(y(step.mpe))}" width="${n(x(step.toM3h) - x(step.fromM3h))}" height="${n(y(-step.mpe) - y(step.mpe))}" fill="${COLORS.band}"/>`);
   }
   for (const tick of niceTicks(-yMax, yMax, 6)) {
     parts.push(`<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${n(y(tick))}" y2="${n(y(tick))}" stroke="${tick === 0 ? COLORS.axis : COLORS.grid}" stroke-width="${tick === 0 ? 0.8 : 0.5}"/>`);
     parts.push(text(pad.left - 4, y(tick) + 3, labels.number(tick, Number.isInteger(tick) ? 0 : 1), 'font-size="7" text-anchor="end" fill="#374151"'));
   }
-  const envelope = (sign: 1 | -1): string => {
-    const [lower, upper] = zones as [(typeof zones)[0], (typeof zones)[0]];
-    return `M${n(x(lower.from))},${n(y(sign * lower.mpe))} H${n(x(lower.to))} V${n(y(sign * upper.mpe))} H${n(x(upper.to))}`;
-  };
+  const envelope = (sign: 1 | -1): string =>
+    steps.map((step, i) => `${i === 0 ? `M${n(x(step.fromM3h))}` : `L${n(x(step.fromM3h))}`},${n(y(sign * step.mpe))} H${n(x(step.toM3h))}`).join(' ');
   parts.push(`<path d="${envelope(1)}" fill="none" stroke="${COLORS.mpe}" stroke-width="1.2"/>`);
   parts.push(`<path d="${envelope(-1)}" fill="none" stroke="${COLORS.mpe}" stroke-width="1.2"/>`);
 

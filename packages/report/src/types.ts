@@ -35,6 +35,26 @@ export interface ReportData {
   window: TimeWindow;
   meters: ReportMeterMetrics[];
   days: ReportDay[];
+  /** When the data was read: the clock just before the first request for it and just after the last, epoch ms. */
+  readAt: { startMs: number; endMs: number };
+  /**
+   * SHA-256 (hex) of each test meter's intervals.csv over `window`, by meter id: the bytes
+   * GET /api/v1/meters/{id}/intervals.csv sends, so an evaluator can tell they recompute from the
+   * same paired intervals the report was made from.
+   */
+  intervalsSha256: Record<string, string>;
+}
+
+/** What the report states about where it came from (its traceability page). */
+export interface ReportProvenance {
+  /** FlowPilot's version. */
+  softwareVersion: string;
+  /** The git commit of the software that made the report: FLOWPILOT_COMMIT, else `git rev-parse HEAD` where a .git exists, else `unknown` (the caller finds it). */
+  commit: string;
+  /** SHA-256 (hex) of the pilot file's bytes, as the caller read them; null when unknown (printed `n/a`). */
+  pilotFileSha256: string | null;
+  /** Where the data came from, e.g. "InfluxDB http://127.0.0.1:8086, database flowpilot". */
+  dataSource: string;
 }
 
 export interface ReportProgress {

@@ -49,10 +49,29 @@ export const NUMERIC_READING_FIELDS: readonly NumericReadingField[] = READING_FI
 
 /**
  * What the ingest stores beside a reading's own fields (SPEC section 2): when it received the
- * reading, and the derived latency (InfluxQL cannot subtract a point's time from a field, so
- * the percentiles need it stored).
+ * reading, the derived latency (InfluxQL cannot subtract a point's time from a field, so
+ * the percentiles need it stored), and how it arrived (`ARRIVAL`).
  */
 export const RECEIPT_FIELDS = {
   receivedAt: { stored: 'received_at', type: 'integer', unit: 'ms', csv: 'received_at' },
   latency: { stored: 'latency_ms', type: 'integer', unit: 'ms' },
+  arrival: { stored: 'arrival', type: 'integer', unit: '' },
 } as const;
+
+/**
+ * How a reading reached the broker, stored as the integer field `arrival` (an extension of SPEC
+ * section 2, docs/ARCHITECTURE.md "Storage"). SPEC section 4 takes `latencyMs` over the readings
+ * that arrived alone, counts those of a backfill array apart and leaves replays out, because
+ * their received_at says when the meter forwarded its store or the operator replayed a letter,
+ * not how late the link was. A point without the field (older data, other tools) arrived alone.
+ */
+export const ARRIVAL = {
+  /** Published on its own, as a JSON object (SPEC section 1). */
+  alone: 0,
+  /** One element of a JSON array: the meter's store-and-forward backfill (SPEC section 1). */
+  backfill: 1,
+  /** Admitted again from the dead letters by `flowpilot deadletters replay`: received_at is the replay's time. */
+  replay: 2,
+} as const;
+
+export type Arrival = (typeof ARRIVAL)[keyof typeof ARRIVAL];

@@ -93,6 +93,8 @@ export interface ReadingValidationContext {
 export interface ReadingValidation {
   readings: Reading[];
   rejections: Rejection[];
+  /** The payload was a JSON array (SPEC section 1: store-and-forward backfill), not one reading. */
+  batch: boolean;
 }
 
 export function alarmMask(alarms: readonly AlarmName[]): number {
@@ -187,7 +189,7 @@ function validateOne(item: unknown, shape: JsonShape, topicMeterId: string, ctx:
 }
 
 function rejectAll(code: RejectionCode, reason: string): ReadingValidation {
-  return { readings: [], rejections: [reject(code, reason)] };
+  return { readings: [], rejections: [reject(code, reason)], batch: false };
 }
 
 function validateReadings(topicMeterId: string, payload: Uint8Array | string, ctx: ReadingValidationContext): ReadingValidation {
@@ -200,12 +202,12 @@ function validateReadings(topicMeterId: string, payload: Uint8Array | string, ct
   const body = json.value;
   if (!Array.isArray(body)) {
     const one = validateOne(body, inspectJson(body, MAX_READING_DEPTH), topicMeterId, ctx);
-    return 'code' in one ? { readings: [], rejections: [one] } : { readings: [one], rejections: [] };
+    return 'code' in one ? { readings: [], rejections: [one], batch: false } : { readings: [one], rejections: [], batch: false };
   }
   if (body.length > MAX_BATCH_READINGS) {
     return rejectAll('ERR_BATCH_TOO_LARGE', `${body.length} readings in one array, limit ${MAX_BATCH_READINGS}`);
   }
-  const result: ReadingValidation = { readings: [], rejections: [] };
+  const result: ReadingValidation = { readings: [], rejections: [], batch: true };
   body.forEach((item: unknown, index) => {
     const shape = inspectJson(item, MAX_READING_DEPTH);
     const one = validateOne(item, shape, topicMeterId, ctx, index);

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDurableStore, type DeadLetterInput, type SpoolRecord } from './durable-store.ts';
+import { INGEST_HEARTBEAT_MS, INGEST_SILENCE_MS, openDurableStore, type DeadLetterInput, type SpoolRecord } from './durable-store.ts';
 
 const dirs: string[] = [];
 function tempPath(): string {
@@ -131,6 +131,48 @@ describe('the log of written meter-days (the API\'s cache drops exactly those)',
     store.acknowledge(store.readHead(10)!.lastId);
     expect(store.writtenDaysSince(2)).toEqual({ version: 3, days: [{ meterId: 'M1', dayMs: D * DAY_MS }] });
     store.close();
+  });
+
+  it('is complete only while an ingest reads the store: its heartbeat, silent after a minute, cleared when it closes', async () => {
+    const path = tempPath();
+    let nowMs = T0;
+    const clock = () => nowMs;
+    const ingestSide = openDurableStore({ path, clock });
+    // Another process on the same file: the API's, which never reads the spool itself.
+    const apiSide = openDurableStore({ path, clock });
+    // A store nobody consumes (a file left over on the API's host): its log names nothing that is written elsewhere.
+    expect(apiSide.ingestAliveSince()).toBeNull();
+
+    ingestSide.readAfter(0, 10);
+    expect(apiSide.ingestAliveSince()).toBe(T0);
+    nowMs += INGEST_SILENCE_MS;
+    expect(apiSide.ingestAliveSince()).toBe(T0);
+    nowMs += 1;
+    expect(apiSide.ingestAliveSince()).toBeNull();
+    // A beat after the silence starts a new stretch.
+    const second = nowMs;
+    ingestSide.readAfter(0, 10);
+    expect(apiSide.ingestAliveSince()).toBe(second);
+    // Every poll beats, at most once per INGEST_HEARTBEAT_MS, and the stretch goes on.
+    nowMs += INGEST_SILENCE_MS;
+    ingestSide.readAfter(0, 10);
+    expect(apiSide.ingestAliveSince()).toBe(second);
+    nowMs += INGEST_HEARTBEAT_MS - 1;
+    ingestSide.readAfter(0, 10);
+    nowMs += INGEST_SILENCE_MS - INGEST_HEARTBEAT_MS + 2;
+    expect(apiSide.ingestAliveSince()).toBeNull();
+
+    const third = nowMs;
+    ingestSide.readAfter(0, 10);
+    expect(apiSide.ingestAliveSince()).toBe(third);
+    // A heartbeat "from the future" (the clock stepped back) is not trusted.
+    nowMs -= 1000;
+    expect(apiSide.ingestAliveSince()).toBeNull();
+    nowMs += 1000;
+    // A stopped ingest is silent at once.
+    ingestSide.close();
+    expect(apiSide.ingestAliveSince()).toBeNull();
+    apiSide.close();
   });
 
   it('gives each line of a batch its meter, index for index', async () => {

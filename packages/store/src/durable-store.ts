@@ -86,6 +86,8 @@ export interface DurableStoreOptions {
   deadLettersPerMeterHour: number;
   /** Open read-mostly from another process (the standalone ingest); still may delete. */
   busyTimeoutMs: number;
+  /** Epoch ms now, for the ingest's heartbeat (STYLE habit 7). Every process sharing the file reads the same host clock. */
+  clock: () => number;
 }
 
 export const DEFAULT_DURABLE_STORE_OPTIONS: Omit<DurableStoreOptions, 'path'> = {
@@ -94,7 +96,19 @@ export const DEFAULT_DURABLE_STORE_OPTIONS: Omit<DurableStoreOptions, 'path'> = 
   deadLetterMaxPayloadBytes: 65_536,
   deadLettersPerMeterHour: 1000,
   busyTimeoutMs: 5_000,
+  clock: () => Date.now(),
 };
+
+/**
+ * The ingest's heartbeat: `readAfter` (the ingest's poll of the spool) records the time at most
+ * this often, and the store counts as consumed by a live ingest while the last one is at most
+ * INGEST_SILENCE_MS old. The ingest polls every 200 ms when idle and, while InfluxDB fails, after
+ * each backoff (services/ingest: at most 30 s plus 20 % jitter), so a minute of silence means no
+ * ingest reads this store. The API's cache trusts the log of written days only then
+ * (services/api reading-cache.ts): a store file left over without its ingest logs nothing.
+ */
+export const INGEST_HEARTBEAT_MS = 5_000;
+export const INGEST_SILENCE_MS = 60_000;
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -116,7 +130,10 @@ export interface DurableStore {
   /** Records of `meterId` waiting for InfluxDB. */
   meterDepth(meterId: string): number;
   readHead(limit: number): SpoolBatch | null;
-  /** The records after `afterId` (the ingest reads ahead of what InfluxDB confirmed). */
+  /**
+   * The records after `afterId` (the ingest reads ahead of what InfluxDB confirmed). Only the
+   * ingest reads the spool, so this is also its heartbeat (INGEST_HEARTBEAT_MS), which close() clears.
+   */
   readAfter(afterId: number, limit: number): SpoolBatch | null;
   /**
    * Removes records up to lastId (InfluxDB confirmed them) and, in the same transaction, keeps
@@ -126,6 +143,13 @@ export interface DurableStore {
   acknowledge(lastId: number, deadLetters?: readonly DeadLetterInput[]): void;
   /** The meter-days written to InfluxDB after `version` (the API's cache drops exactly those), and the version now. */
   writtenDaysSince(version: number): { version: number; days: WrittenDay[] };
+  /**
+   * When the ingest reading this store (in this process or another) began its current stretch of
+   * heartbeats, or null when none is alive (its last heartbeat is older than INGEST_SILENCE_MS).
+   * `writtenDaysSince` names every day FlowPilot writes only while an ingest is alive, and only
+   * from the start of its stretch: a new value means a time without one came before.
+   */
+  ingestAliveSince(): number | null;
   depth(): SpoolDepth;
   addDeadLetters(deadLetters: readonly DeadLetterInput[]): Promise<void>;
   /** Oldest first, after `afterId`; `meterId` and `code` narrow the list in the query. */
@@ -236,6 +260,9 @@ function migrate(db: Database.Database): void {
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS written_day_version ON written_day (version);
   `);
+  // The heartbeat of the ingest consuming the spool (INGEST_HEARTBEAT_MS): the last one, the first
+  // of its stretch without a silence, and the process that wrote it.
+  db.exec('CREATE TABLE IF NOT EXISTS ingest_heartbeat (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), at_ms INTEGER NOT NULL, since_ms INTEGER NOT NULL, pid INTEGER NOT NULL)');
   const spoolColumns = columnsOf('spool');
   if (!spoolColumns.includes('n')) db.exec('ALTER TABLE spool ADD COLUMN n INTEGER NOT NULL DEFAULT 1');
   // Rows of a store written before meters had a share carry meter '': they count as one meter.
@@ -472,6 +499,28 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
   const ackUpsertDay = ackDb.prepare(
     'INSERT INTO written_day (meter, day_ms, version) VALUES (?, ?, ?) ON CONFLICT (meter, day_ms) DO UPDATE SET version = excluded.version',
   );
+  // The heartbeat goes through the acknowledgements' connection: no fsync of its own (losing one
+  // in a crash only makes the ingest look silent for a few seconds more).
+  // A beat after a silence (or from before a clock step back) starts a new stretch.
+  const ackBeat = ackDb.prepare(
+    'INSERT INTO ingest_heartbeat (singleton, at_ms, since_ms, pid) VALUES (1, @now, @now, @pid) ON CONFLICT (singleton) DO UPDATE SET ' +
+      'since_ms = CASE WHEN @now >= at_ms AND @now - at_ms <= @silence THEN since_ms ELSE @now END, at_ms = @now, pid = @pid',
+  );
+  const ackClearBeat = ackDb.prepare('DELETE FROM ingest_heartbeat WHERE pid = ? AND at_ms = ?');
+  const selectBeat = db.prepare('SELECT at_ms, since_ms FROM ingest_heartbeat WHERE singleton = 1').raw(true);
+  /** When this store last recorded the heartbeat (null: never), so it writes at most one every INGEST_HEARTBEAT_MS. */
+  let beatAtMs: number | null = null;
+  function beat(): void {
+    const now = settings.clock();
+    if (beatAtMs !== null && now - beatAtMs < INGEST_HEARTBEAT_MS && now >= beatAtMs) return;
+    try {
+      ackBeat.run({ now, pid: process.pid, silence: INGEST_SILENCE_MS });
+      beatAtMs = now;
+    } catch {
+      // A busy database: the next poll tries again. A heartbeat must never stop the ingest.
+    }
+  }
+
   const acknowledgeTx = ackDb.transaction((lastId: number, deadLetters: readonly DeadLetterInput[]) => {
     for (const d of deadLetters) ackWriteDeadLetter(d);
     const removedByMeter = new Map<string, number>();
@@ -589,6 +638,7 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       return this.readAfter(0, limit);
     },
     readAfter(afterId, limit) {
+      beat();
       // Whole rows only (a message is never split across batches), until `limit` lines are in.
       const lines: string[] = [];
       const meterIds: string[] = [];
@@ -657,6 +707,14 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       for (const row of selectCounts.all() as { code: string; n: number }[]) counts[row.code] = row.n;
       return counts;
     },
+    ingestAliveSince() {
+      const row = selectBeat.get() as [number, number] | undefined;
+      if (row === undefined) return null;
+      const [atMs, sinceMs] = row;
+      const silenceMs = settings.clock() - atMs;
+      // A heartbeat from the future (a clock stepped back) counts as silence: never trust the log on a guess.
+      return silenceMs >= 0 && silenceMs <= INGEST_SILENCE_MS ? sinceMs : null;
+    },
     writtenDaysSince(since) {
       const rows = selectWrittenSince.all(since) as [string, number, number][];
       const version = rows.length > 0 ? rows[rows.length - 1]![2] : Math.max(since, selectWrittenVersion.get() as number);
@@ -681,6 +739,14 @@ export function openDurableStore(options: Partial<DurableStoreOptions> & { path:
       flush();
       closed = true;
       listeners.clear();
+      // A stopped ingest is silent at once (the API's cache then validates against InfluxDB), not a minute later.
+      if (beatAtMs !== null) {
+        try {
+          ackClearBeat.run(process.pid, beatAtMs);
+        } catch {
+          // Busy: the heartbeat goes stale within INGEST_SILENCE_MS instead.
+        }
+      }
       ackDb.close();
       db.close();
     },

@@ -1,6 +1,8 @@
-import { formatDurationMs, formatErrorPct, formatLatencyMs, formatMpePct, formatNumber, formatRatioPct } from '@flowpilot/i18n/format';
-import type { AccuracyResult, ErrorCurveBin, MeterMetrics } from '@flowpilot/metrics';
+import { formatDurationMs, formatLatencyMs, formatNumber, formatRatioPct } from '@flowpilot/i18n/format';
+import type { BackfilledResult, MeterMetrics } from '@flowpilot/metrics';
 import uPlot from 'uplot';
+import { accuracyCard } from './accuracy-card.ts';
+import type { AccuracyCardOptions } from './accuracy-card.ts';
 import type { Context, View } from './context.ts';
 import { getJson, h } from './dom.ts';
 import { tzDate } from './meter.ts';
@@ -47,7 +49,7 @@ export const resultsView: View = (root, ctx) => {
     if (mine !== generation) return;
     const window = { fromMs: Date.parse(metrics.from), toMs: Date.parse(metrics.to) };
     body.replaceChildren();
-    body.append(h('h3', {}, t('results.accuracy')), accuracySection(ctx, metrics.meters, plots, window));
+    body.append(h('h3', {}, t('results.accuracy')), accuracySection(ctx, metrics.meters, { plots, window, query }));
     body.append(h('h3', {}, t('results.kpi')), kpiTable(ctx, metrics.meters));
     const daily = h('div', { class: 'daily' }, h('p', { class: 'note' }, t('app.loading')));
     body.append(h('h3', {}, t('results.daily')), daily);
@@ -68,94 +70,33 @@ export const resultsView: View = (root, ctx) => {
   };
 };
 
-function verdictBadge(ctx: Context, verdict: 'pass' | 'fail' | 'insufficient'): HTMLElement {
-  return h('span', { class: `verdict ${verdict}`, 'data-verdict': verdict }, ctx.t(`verdict.${verdict}`));
-}
-
-function accuracySection(ctx: Context, meters: readonly MeterMetrics[], plots: uPlot[], window: { fromMs: number; toMs: number }): HTMLElement {
-  const { t, locale } = ctx;
+function accuracySection(ctx: Context, meters: readonly MeterMetrics[], options: AccuracyCardOptions): HTMLElement {
   const tests = ctx.pilot.meters.filter((m) => m.role === 'test');
-  const box = h('div', { class: 'cards' });
-  if (tests.length === 0) box.append(h('p', {}, t('results.noTestMeters')));
-  for (const meter of tests) {
-    const m = meters.find((x) => x.meterId === meter.id);
-    const acc = m?.accuracy ?? null;
-    const card = h('section', { class: 'card', 'data-meter': meter.id }, h('h4', {}, meter.id, ' ', h('span', { class: 'label inline' }, t('acc.reference', { id: meter.reference ?? '' }))));
-    box.append(card);
-    if (!acc) {
-      card.append(h('p', {}, t('app.noData')));
-      continue;
-    }
-    card.append(h('p', { class: 'label' }, `${t('acc.class', { n: acc.accuracyClass })} · ${t('acc.rates', { q1: formatNumber(locale, acc.q1M3h, 3), q2: formatNumber(locale, acc.q2M3h, 3), q3: formatNumber(locale, acc.q3M3h, 1), q4: formatNumber(locale, acc.q4M3h, 1) })}`));
-    const tbody = h('tbody');
-    for (const zone of ['lower', 'upper', 'overall'] as const) {
-      const z = acc[zone];
-      tbody.append(
-        h('tr', { 'data-zone': zone }, h('td', {}, t(`zone.${zone}`)), h('td', { class: 'num error-pct' }, formatErrorPct(locale, z.error)), h('td', { class: 'num' }, formatMpePct(locale, z.mpe)), h('td', { class: 'num' }, String(z.intervals)), h('td', {}, verdictBadge(ctx, z.verdict))),
-      );
-    }
-    card.append(h('table', { class: 'verdicts' }, h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', { class: 'num' }, t('acc.error')), h('th', { class: 'num' }, t('acc.mpe')), h('th', { class: 'num' }, t('acc.intervals')), h('th', {}, t('acc.verdict')))), tbody));
-    const chart = h('div', { class: 'chart curve' });
-    card.append(h('p', { class: 'chart-title' }, t('results.errorCurve')), chart);
-    const draw = (bins: readonly ErrorCurveBin[]): void => {
-      plots.push(errorCurvePlot(ctx, chart, bins, acc));
-    };
-    if (m?.errorCurve) draw(m.errorCurve);
-    else {
-      void getJson<{ bins: ErrorCurveBin[] }>(`/api/v1/meters/${encodeURIComponent(meter.id)}/error-curve?from=${window.fromMs}&to=${window.toMs}`)
-        .then((curve) => draw(curve.bins))
-        .catch(() => chart.append(h('p', { class: 'note' }, t('app.noData'))));
-    }
-  }
+  const box = h('div', { class: 'cards accuracy' });
+  if (tests.length === 0) box.append(h('p', {}, ctx.t('results.noTestMeters')));
+  for (const meter of tests) box.append(accuracyCard(ctx, meter, meters.find((x) => x.meterId === meter.id), options));
   return box;
 }
 
 /**
- * The error curve against the MPE envelope: x is q on a log scale from below Q1 to above Q4,
- * the envelope is ±MPE stepped at Q2 (SPEC section 4), each bin's error a point.
+ * SPEC section 4 latency: p95 over the readings that arrived one at a time, and apart the
+ * readings that arrived in backfill arrays (their delay is how long the meter kept them).
+ * `backfilled` and `replayed` are read defensively: an API older than them answers without.
  */
-function errorCurvePlot(ctx: Context, el: HTMLElement, bins: readonly ErrorCurveBin[], acc: AccuracyResult): uPlot {
+function latencyCells(ctx: Context, latency: MeterMetrics['latencyMs']): Array<[string, string, string?]> {
   const { t, locale } = ctx;
-  const mpeAt = (q: number): number => (q < acc.q2M3h ? acc.lower.mpe : acc.upper.mpe);
-  const points = bins.filter((b) => b.error !== null && b.intervals > 0);
-  const xs = [...new Set([acc.q1M3h, acc.q2M3h, acc.q4M3h, ...points.map((b) => b.qMidM3h)])].sort((a, b) => a - b);
-  const errorAt = new Map(points.map((b) => [b.qMidM3h, b.error as number]));
-  const inEnvelope = (q: number): boolean => q >= acc.q1M3h && q <= acc.q4M3h;
-  const upper = xs.map((q) => (inEnvelope(q) ? mpeAt(q) : null));
-  const lower = xs.map((q) => (inEnvelope(q) ? -mpeAt(q) : null));
-  const errors = xs.map((q) => errorAt.get(q) ?? null);
-  const limit = Math.max(acc.lower.mpe, acc.upper.mpe, ...points.map((b) => Math.abs(b.error as number))) * 1.3;
-  const stepped = uPlot.paths.stepped?.({ align: 1 });
-  const width = Math.max(280, Math.min(640, el.clientWidth || 600));
-  return new uPlot(
-    {
-      width,
-      height: 240,
-      scales: { x: { time: false, distr: 3, range: [acc.q1M3h / 1.5, acc.q4M3h * 1.5] }, y: { range: [-limit, limit] } },
-      axes: [
-        {
-          label: t('curve.flow'),
-          // Label 1, 2 and 5 times a power of ten only: the other log ticks stay as grid lines.
-          values: (_u, splits) => splits.map((v) => (v !== null && [1, 2, 5].includes(Math.round(v / 10 ** Math.floor(Math.log10(v) + 1e-9))) ? formatNumber(locale, v, v < 1 ? 2 : 0) : '')),
-        },
-        { label: t('curve.error'), size: 50, values: (_u, splits) => splits.map((v) => formatNumber(locale, v, 1)) },
-      ],
-      series: [
-        { label: 'q, m³/h', value: (_u, v) => (v === null ? '—' : formatNumber(locale, v, 3)) },
-        { label: `+${t('acc.mpe')}`, stroke: '#b91c1c', width: 1.5, ...(stepped ? { paths: stepped } : {}), points: { show: false }, value: (_u, v) => (v === null ? '—' : formatMpePct(locale, v)) },
-        { label: `−${t('acc.mpe')}`, stroke: '#b91c1c', width: 1.5, ...(stepped ? { paths: stepped } : {}), points: { show: false }, value: (_u, v) => (v === null ? '—' : formatMpePct(locale, -v)) },
-        { label: t('curve.measured'), stroke: '#1d4ed8', width: 1.5, spanGaps: true, points: { show: true, size: 8, fill: '#1d4ed8' }, value: (_u, v) => formatErrorPct(locale, v) },
-      ],
-      bands: [{ series: [1, 2], fill: '#16a34a1f' }],
-    },
-    [xs, upper, lower, errors],
-    el,
-  );
+  const live: [string, string, string?] = [formatLatencyMs(locale, latency.p95), 'num latency', `n ${formatNumber(locale, latency.count, 0)} · p50 ${formatLatencyMs(locale, latency.p50)} · p99 ${formatLatencyMs(locale, latency.p99)} · max ${formatLatencyMs(locale, latency.max)}`];
+  const backfilled = (latency as { backfilled?: BackfilledResult | null }).backfilled;
+  if (!backfilled) return [live, ['—', 'num backfilled']];
+  const replayed = (latency as { replayed?: number | null }).replayed;
+  const share = backfilled.share === null ? '' : ` (${formatRatioPct(locale, backfilled.share, 1)})`;
+  const title = [backfilled.maxMs === null ? null : t('results.backfilledLongest', { delay: formatLatencyMs(locale, backfilled.maxMs) }), typeof replayed === 'number' && replayed > 0 ? t('results.replayedLeftOut', { n: formatNumber(locale, replayed, 0) }) : null].filter((x) => x !== null).join(' · ');
+  return [live, [`${formatNumber(locale, backfilled.count, 0)}${share}`, 'num backfilled', title]];
 }
 
 function kpiTable(ctx: Context, meters: readonly MeterMetrics[]): HTMLElement {
   const { t, locale } = ctx;
-  const headers = ['kpi.meter', 'kpi.completeness', 'kpi.delivery', 'kpi.gaps', 'kpi.longestGap', 'kpi.latencyP95', 'kpi.volume', 'kpi.nightFlow', 'kpi.totalizer', 'kpi.alarms', 'kpi.rejected'];
+  const headers = ['kpi.meter', 'kpi.completeness', 'kpi.delivery', 'kpi.gaps', 'kpi.longestGap', 'results.latencyLiveP95', 'results.backfilled', 'kpi.volume', 'kpi.nightFlow', 'kpi.totalizer', 'kpi.alarms', 'kpi.rejected'];
   const tbody = h('tbody');
   for (const meter of ctx.pilot.meters) {
     const m = meters.find((x) => x.meterId === meter.id);
@@ -171,7 +112,7 @@ function kpiTable(ctx: Context, meters: readonly MeterMetrics[]): HTMLElement {
       [formatRatioPct(locale, m.delivery), 'num'],
       [String(m.gaps.count), 'num'],
       [m.gaps.count ? formatDurationMs(m.gaps.longestMs) : '—', 'num'],
-      [formatLatencyMs(locale, m.latencyMs.p95), 'num', `p50 ${formatLatencyMs(locale, m.latencyMs.p50)} · p99 ${formatLatencyMs(locale, m.latencyMs.p99)} · max ${formatLatencyMs(locale, m.latencyMs.max)}`],
+      ...latencyCells(ctx, m.latencyMs),
       [formatNumber(locale, m.volumeM3, 1), 'num'],
       [formatNumber(locale, night.minM3h, 3), 'num', night.minNight === null ? undefined : `${night.minNight}${reverse(night.minReverseM3)}`],
       [m.totalizerConsistency.percent === null ? '—' : `${formatNumber(locale, m.totalizerConsistency.percent, 2)} %`, 'num'],
@@ -187,7 +128,7 @@ function kpiTable(ctx: Context, meters: readonly MeterMetrics[]): HTMLElement {
       ),
     );
   }
-  return h('div', { class: 'scroll' }, h('table', { class: 'kpi', 'data-testid': 'kpi-table' }, h('thead', {}, h('tr', {}, ...headers.map((key, i) => h('th', { class: i === 0 ? '' : 'num' }, t(key))))), tbody));
+  return h('div', { class: 'scroll' }, h('table', { class: 'kpi', 'data-testid': 'kpi-table' }, h('thead', {}, h('tr', {}, ...headers.map((key, i) => h('th', { scope: 'col', class: i === 0 ? undefined : 'num' }, t(key))))), tbody));
 }
 
 function dailyCharts(ctx: Context, el: HTMLElement, days: DailyBody['days'], plots: uPlot[]): void {

@@ -225,6 +225,7 @@ describe('documents and pages', () => {
       '/api/v1/live',
       '/api/v1/meters/{id}',
       '/api/v1/meters/{id}/error-curve',
+      '/api/v1/meters/{id}/intervals.csv',
       '/api/v1/meters/{id}/readings',
       '/api/v1/metrics',
       '/api/v1/pilot',

@@ -36,7 +36,12 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
 
   const registry = createMeterRegistry(pilot);
   const windows = { clock, maxWindowDays: settings.maxWindowDays, timezone: pilot.pilot.timezone };
-  const metrics = createMetricsService({ pilot, readings, rejections: settings.rejections, ...(settings.readingCache !== undefined ? { readingCache: settings.readingCache } : {}) });
+  // The day cache's age limit runs on the API's clock, like every other time here (STYLE habit 7).
+  const readingCache = settings.readingCache === false ? false : { clock, ...settings.readingCache };
+  const metrics = createMetricsService({ pilot, readings, rejections: settings.rejections, readingCache });
+  // The PDF report reads InfluxDB itself, never the reading cache (issue 11): a report an evaluator
+  // signs must not rest on days kept in memory, however carefully they are validated.
+  const reportMetrics = metrics.cached ? createMetricsService({ pilot, readings, rejections: settings.rejections, readingCache: false }) : metrics;
   const context: ApiContext = {
     pilot,
     meterOr404: (id) => {
@@ -49,7 +54,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     settings,
     windows,
     metrics,
-    metricsSource: createInProcessMetricsSource(metrics, windows),
+    metricsSource: createInProcessMetricsSource(reportMetrics, windows),
     influx,
     tokens: settings.tokens,
     signIn,

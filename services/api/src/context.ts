@@ -31,7 +31,7 @@ export interface ApiContext {
   windows: WindowPolicy;
   /** SPEC section 4 metrics over stored readings. */
   metrics: MetricsService;
-  /** The same metrics typed for @flowpilot/report: the PDF route's source. */
+  /** The same metrics typed for @flowpilot/report, computed from InfluxDB without the reading cache: the PDF route's source. */
   metricsSource: MetricsSource;
   /** For /readyz's ping. */
   influx: InfluxClient;

@@ -168,7 +168,7 @@ describe('pure helpers', () => {
       delivery: null,
       seq: { distinct: 0, produced: 0, restarts: 0 },
       gaps: { count: 1, longestMs: DAY_MS, totalMs: DAY_MS, thresholdMs: 180_000, longest: { fromMs: 0, toMs: DAY_MS } },
-      latencyMs: { count: 0, p50: null, p95: null, p99: null, max: null },
+      latencyMs: { count: 0, p50: null, p95: null, p99: null, max: null, backfilled: { count: 0, share: null, maxMs: null }, replayed: 0 },
       volumeM3: 0,
       totalizerResets: 0,
       flow: { count: 0, meanM3h: null, minM3h: null, maxM3h: null },
@@ -186,6 +186,21 @@ describe('pure helpers', () => {
     const at = METRICS_CSV_HEADER.indexOf('rejected');
     expect(metricsCsvRow({ ...metrics, rejected: null })[at]).toBeNull();
     expect(metricsCsvRow({ ...metrics, rejected: {} })[at]).toBe(0);
+    // SPEC section 4: latency over the readings that arrived alone, then the backfilled and the replayed beside it.
+    const latencyMs = { count: 3, p50: 100, p95: 300, p99: 300, max: 300, backfilled: { count: 1, share: 0.2, maxMs: 3_600_000 }, replayed: 1 };
+    const from = METRICS_CSV_HEADER.indexOf('latency_p50_ms');
+    expect(METRICS_CSV_HEADER.slice(from, from + 9)).toEqual([
+      'latency_p50_ms',
+      'latency_p95_ms',
+      'latency_p99_ms',
+      'latency_max_ms',
+      'latency_readings',
+      'backfilled_readings',
+      'backfilled_share',
+      'backfilled_max_delay_ms',
+      'replayed_readings',
+    ]);
+    expect(metricsCsvRow({ ...metrics, latencyMs }).slice(from, from + 9)).toEqual([100, 300, 300, 300, 3, 1, 0.2, 3_600_000, 1]);
   });
 });
 

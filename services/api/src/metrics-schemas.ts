@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ALARMS, METER_ROLES } from '@flowpilot/schema';
-import { ERROR_CONVENTION } from '@flowpilot/metrics';
+import { ERROR_CONVENTION, EXCLUSION_REASONS, TEST_FLOW_BINS } from '@flowpilot/metrics';
 
 /**
  * Schemas of the evaluator's routes (SPEC sections 4 and 5): /metrics, /meters/{id}/error-curve
@@ -15,10 +15,10 @@ export const DEFAULT_ERROR_CURVE_BINS = 12;
 export const binsSchema = z.coerce
   .number()
   .int()
-  .min(1)
+  .min(2)
   .max(MAX_ERROR_CURVE_BINS)
   .optional()
-  .describe(`Log-spaced bins from Q1 to Q4, 1 to ${MAX_ERROR_CURVE_BINS}. Default ${DEFAULT_ERROR_CURVE_BINS}.`);
+  .describe(`Log-spaced bins from Q1 to Q4, split at Q2, 2 to ${MAX_ERROR_CURVE_BINS}. Default ${DEFAULT_ERROR_CURVE_BINS}.`);
 
 /** `per` of /metrics: one set of figures per local day instead of one for the window. */
 export const perSchema = z
@@ -28,35 +28,83 @@ export const perSchema = z
 
 const nullableNumber = (description: string) => z.number().nullable().describe(description);
 
-const zoneAccuracySchema = z.object({
-  error: nullableNumber('E = (ΣΔV_test − ΣΔV_ref) / ΣΔV_ref × 100, %; null without intervals'),
-  mpe: z.number().describe('Maximum permissible error, ± % (OIML R49-1 3.2)'),
-  verdict: z.enum(['pass', 'fail', 'insufficient']).describe('pass if |E| ≤ MPE; insufficient with fewer than minIntervals intervals'),
+const uncertaintySchema = z
+  .object({
+    expandedPct: z.number().describe('U = 2·√(u_ref² + u_res² + u_rep²), percentage points (k = 2)'),
+    referencePct: z.number().describe("u_ref: half the reference's expanded calibration uncertainty"),
+    resolutionPct: z.number().describe('u_res: both registers\' resolution over the contiguous stretches'),
+    repeatabilityPct: z.number().describe('u_rep: standard deviation of the daily errors / √days (at least 3 days)'),
+    stretches: z.number().int(),
+    days: z.number().int(),
+    dailyErrorStdPct: nullableNumber('Standard deviation of the daily errors, pp; null with fewer than 2 days'),
+    notes: z.array(z.string()).describe('What was counted as 0 and why'),
+  })
+  .describe('Expanded uncertainty of the error and its budget (SPEC section 4)');
+
+const temperatureSchema = z.object({
+  source: z.enum(['reference', 'test', 'none', 'mixed']).describe("Whose temperature chose each interval's MPE"),
+  intervalsBySource: z.object({ none: z.number().int(), reference: z.number().int(), test: z.number().int() }),
+  minC: nullableNumber('°C'),
+  medianC: nullableNumber('°C'),
+  maxC: nullableNumber('°C'),
+  volumeShareAbove30C: nullableNumber('Share of the reference volume in intervals warmer than 30 °C, 0–1'),
+});
+
+const VERDICTS = ['pass', 'fail', 'inconclusive', 'insufficient'] as const;
+
+const evidenceShape = {
+  error: nullableNumber('E = (ΣΔV_test − ΣΔV_ref) / ΣΔV_ref × 100, %; null without reference volume'),
+  mpe: z.number().describe("Maximum permissible error, ± %: the ΔV_ref-weighted mean of the intervals' MPEs (OIML R49-1)"),
+  verdict: z.enum(VERDICTS).describe('OIML G 19 decision rule (SPEC section 4)'),
+  rule: z.string().describe('What decided: intervals, simple acceptance, guarded acceptance, bin <name>, zones'),
   intervals: z.number().int(),
+  minIntervals: z.number().int(),
   volumeTestM3: z.number(),
   volumeRefM3: z.number(),
+  uncertainty: uncertaintySchema,
+  uncertaintyToMpe: z.number().describe('U / MPE; simple acceptance at ≤ 1/3'),
+  dailyErrors: z.array(z.object({ date: z.string(), error: z.number(), intervals: z.number().int() })),
+  temperature: temperatureSchema,
+};
+
+const zoneAccuracySchema = z.object({ ...evidenceShape, zone: z.enum(['lower', 'upper']) });
+const binAccuracySchema = z.object({
+  ...evidenceShape,
+  bin: z.enum(TEST_FLOW_BINS),
+  zone: z.enum(['lower', 'upper']),
+  qFromM3h: z.number(),
+  qToM3h: z.number(),
 });
+const resolutionSchema = z.object({ m3: z.number().nullable(), source: z.enum(['pilot file', 'inferred from data', 'unknown']) });
 
 export const accuracySchema = z
   .object({
     convention: z.literal(ERROR_CONVENTION),
     meterId: z.string(),
+    referenceId: z.string(),
     accuracyClass: z.union([z.literal(1), z.literal(2)]),
-    intervalSec: z.number(),
+    grid: z.enum(['reference', 'test']).describe('Whose readings make the grid of paired intervals: the meter with the longer interval'),
+    gridIntervalSec: z.number(),
     q1M3h: z.number().describe('Q1 = Q3 / R'),
     q2M3h: z.number().describe('Q2 = 1.6 · Q1'),
     q3M3h: z.number().describe('Q3, from the pilot file'),
     q4M3h: z.number().describe('Q4 = 1.25 · Q3'),
-    waterTemperatureC: nullableNumber('Mean water temperature that chose the upper-zone MPE, °C; null = unknown, ≤ 30 °C limits'),
-    temperatureSource: z.enum(['test', 'reference', 'none', 'option']),
     minIntervals: z.number().int(),
-    overall: zoneAccuracySchema.describe('Both zones; MPE = the zones\' MPEs weighted by reference volume (informative)'),
+    overall: z.object(evidenceShape).describe("Both zones; its verdict from the zones' (pass only when both pass)"),
     lower: zoneAccuracySchema.describe('Q1 ≤ q < Q2'),
     upper: zoneAccuracySchema.describe('Q2 ≤ q ≤ Q4'),
-    totalIntervals: z.number().int(),
-    excluded: z.object({ belowQ1: z.number().int(), overload: z.number().int(), missing: z.number().int(), reset: z.number().int() }),
+    bins: z.array(binAccuracySchema).describe('R49 test-flow bins, each with its own verdict'),
+    pairedIntervals: z.number().int().describe('Rows of intervals.csv: counted and excluded'),
+    excluded: z.object(Object.fromEntries(EXCLUSION_REASONS.map((reason) => [reason, z.number().int()])) as Record<(typeof EXCLUSION_REASONS)[number], z.ZodNumber>),
+    resolution: z.object({ test: resolutionSchema, reference: resolutionSchema }),
+    reference: z.object({
+      serial: z.string().nullable(),
+      certificate: z.string().nullable(),
+      calibratedOn: z.string().nullable(),
+      expandedUncertaintyPct: nullableNumber("The reference's expanded uncertainty (k = 2) of volume, %, from the pilot file"),
+    }),
   })
-  .describe(`Accuracy of a test meter against its reference (SPEC section 4, OIML R49). ${ERROR_CONVENTION}`);
+  .describe(`Accuracy of a test meter against its reference (SPEC section 4, OIML R49, OIML G 19). ${ERROR_CONVENTION}`);
 
 const nightSchema = z.object({
   night: z.string().describe('Local date the night window ends on'),
@@ -88,7 +136,23 @@ export const meterMetricsSchema = z.object({
     thresholdMs: z.number().describe('3Δ: a stretch without readings longer than this is a gap'),
     longest: z.object({ fromMs: z.number(), toMs: z.number() }).nullable(),
   }),
-  latencyMs: z.object({ count: z.number().int(), p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable(), max: z.number().nullable() }),
+  latencyMs: z
+    .object({
+      count: z.number().int().describe('Readings in W that arrived one at a time (published alone) with a received_at: the percentiles are over these'),
+      p50: nullableNumber('received_at − ts, ms, nearest rank; null when count is 0'),
+      p95: z.number().nullable(),
+      p99: z.number().nullable(),
+      max: z.number().nullable(),
+      backfilled: z
+        .object({
+          count: z.number().int().describe('Readings in W that arrived in a backfill array'),
+          share: nullableNumber('count / readings in W with a received_at (however they arrived), 0…1; null when there are none'),
+          maxMs: nullableNumber('The longest received_at − ts among them, ms: how far back the meter\'s store reached; null when count is 0'),
+        })
+        .describe('Store-and-forward arrays, counted apart: their delay is how long the meter kept them, not how late the link was'),
+      replayed: z.number().int().describe('Dead-letter replays in W, left out: their received_at is the time of the replay'),
+    })
+    .describe('Latency of the link (SPEC section 4): over readings that arrived one at a time; backfill arrays apart; replays left out'),
   volumeM3: z.number().describe('Forward volume in W: total(to) − total(from), each interpolated at the window edge from the readings on both sides (at most 3Δ apart), reset steps counted as 0 (SPEC section 4)'),
   totalizerResets: z.number().int(),
   flow: z.object({ count: z.number().int(), meanM3h: z.number().nullable(), minM3h: z.number().nullable(), maxM3h: z.number().nullable() }),
@@ -158,9 +222,10 @@ export const errorCurveResponseSchema = z.object({
       qFromM3h: z.number(),
       qToM3h: z.number(),
       qMidM3h: z.number().describe('Geometric mid-point'),
+      zone: z.enum(['lower', 'upper']).describe('Bins never straddle Q2: each is in one zone'),
       error: nullableNumber('%, volume-weighted; null for an empty bin'),
       intervals: z.number().int(),
-      mpe: z.number().describe('MPE at qMid, ± %'),
+      mpe: z.number().describe("The MPE that applies: the reference-volume-weighted MPE of the bin's intervals (each from its temperature), or the zone's stricter MPE when empty, ± %"),
       volumeTestM3: z.number(),
       volumeRefM3: z.number(),
     }),

@@ -1,19 +1,23 @@
 import { mapLimit } from '@flowpilot/async';
-import type { ReadingColumns, ReadingsRepository } from '@flowpilot/influx';
-import { alignIntervals, computeErrorCurve, computeMeterMetrics, localDays } from '@flowpilot/metrics';
-import type { ErrorCurveBin, MeterMetrics, TimeWindow } from '@flowpilot/metrics';
+import type { ColumnsQuery, ReadingsRepository } from '@flowpilot/influx';
+import { computeErrorCurve, computeMeterMetrics, localDays, pairIntervals } from '@flowpilot/metrics';
+import type { ErrorCurveBin, MeterMetrics, PairedIntervals, TimeWindow } from '@flowpilot/metrics';
 import { FlowPilotError } from '@flowpilot/schema';
 import type { MeterConfig, PilotConfig } from '@flowpilot/schema';
 import { validationError } from './api-errors.ts';
+import { createMetricsResultCache } from './metrics-result-cache.ts';
+import type { MetricsResultCache, MetricsResultCacheOptions } from './metrics-result-cache.ts';
 import { createCachedColumnsReader, createDirectColumnsReader } from './reading-cache.ts';
-import type { ColumnsReader, ReadingCacheOptions } from './reading-cache.ts';
+import type { ColumnsReader, ReadingCacheOptions, VersionedColumns } from './reading-cache.ts';
 
 /**
  * SPEC section 4 for every meter of the pilot over W = [from, to), from the readings repository
  * (packages/influx readings-repository.ts says why each meter's raw columns are read and run
  * through packages/metrics). Columns come through a ColumnsReader: reading-cache.ts keeps days
- * that InfluxDB confirms unchanged on every call (one aggregate query), so no answer rests on
- * stale data. `createMetricsService` at the end is what the routes and the PDF report use.
+ * that every request first validates (the ingest's log, or one aggregate query to InfluxDB), so no
+ * answer rests on days invalidated before the request; metrics-result-cache.ts keeps each meter's
+ * computed metrics by the version of the days they were computed from. `createMetricsService` at
+ * the end is what the routes and the PDF report use.
  */
 
 /** Meters read from InfluxDB at the same time: influxd answers one query per core, the API parses the next meanwhile. */
@@ -34,46 +38,50 @@ export interface PilotMetricsInput {
   rejections: Record<string, Record<string, number>> | null;
   /** The caller validated the reader's days over W already (one validation for many windows). */
   validated?: boolean;
+  /** Each meter's result kept by window and version of its columns (metrics-result-cache.ts); absent: computed every time. */
+  results?: MetricsResultCache<ApiMeterMetrics>;
 }
 
 /**
  * How far outside W a meter's readings are read. Volume interpolates each meter's total at
  * W's edges from the nearest readings on both sides, at most 3Δ apart (SPEC section 4), so
- * every meter is read over [from − 3Δ, to + 3Δ], `to` included; accuracy also interpolates a
- * test meter's and its reference's totals at the interval boundaries from readings up to Δ of
- * the other meter outside W. Every other metric counts the readings inside W only.
+ * every meter is read over [from − 3Δ, to + 3Δ], `to` included; a test meter and its reference
+ * also at least 1.5 of the slower one's Δ (pairing). Every other metric counts the readings
+ * inside W only.
  */
 function marginMs(meter: MeterConfig, pilot: PilotConfig): number {
   const volumeMs = 3 * meter.intervalSec * 1000;
-  if (meter.role === 'test') return Math.max(volumeMs, meter.intervalSec * 1000);
-  if (meter.role !== 'reference') return volumeMs;
-  const tests = pilot.meters.filter((m) => m.role === 'test' && m.reference === meter.id);
-  return tests.reduce((max, m) => Math.max(max, m.intervalSec * 1000), volumeMs);
+  // Pairing interpolates the faster meter at the slower one's readings from readings up to 1.5 of
+  // the slower meter's Δ away (SPEC section 4).
+  const pairedWith =
+    meter.role === 'test' ? pilot.meters.filter((m) => m.id === meter.reference) : meter.role === 'reference' ? pilot.meters.filter((m) => m.role === 'test' && m.reference === meter.id) : [];
+  return pairedWith.reduce((max, m) => Math.max(max, 1.5 * Math.max(m.intervalSec, meter.intervalSec) * 1000), volumeMs);
 }
 
-function readMeter(reader: ColumnsReader, meter: MeterConfig, pilot: PilotConfig, fromMs: number, toMs: number): Promise<ReadingColumns> {
+/** The columns a meter's metrics over [fromMs, toMs) read: W with the meter's margin on both sides, `to` included. */
+function meterQuery(meter: MeterConfig, pilot: PilotConfig, fromMs: number, toMs: number): ColumnsQuery {
   const margin = marginMs(meter, pilot);
-  return reader.read({
+  return {
     meterId: meter.id,
     fromMs: fromMs - margin,
     toMs: toMs + margin,
     toInclusive: true,
     temperature: meter.role !== 'monitor',
-  });
+  };
 }
 
 export async function computePilotMetrics(input: PilotMetricsInput): Promise<ApiMeterMetrics[]> {
-  const { reader, pilot, fromMs, toMs, rejections } = input;
+  const { reader, pilot, fromMs, toMs, rejections, results } = input;
   const window = { fromMs, toMs };
   if (!input.validated) await validateAll(reader, pilot, window);
   const byId = new Map(pilot.meters.map((m) => [m.id, m]));
   // A reference's columns are read once for itself and all its test meters.
-  const references = new Map<string, Promise<ReadingColumns>>();
-  const columnsOf = (meter: MeterConfig): Promise<ReadingColumns> => {
-    if (meter.role !== 'reference') return readMeter(reader, meter, pilot, fromMs, toMs);
+  const references = new Map<string, Promise<VersionedColumns>>();
+  const columnsOf = (meter: MeterConfig): Promise<VersionedColumns> => {
+    if (meter.role !== 'reference') return reader.readVersioned(meterQuery(meter, pilot, fromMs, toMs));
     let pending = references.get(meter.id);
     if (!pending) {
-      pending = readMeter(reader, meter, pilot, fromMs, toMs);
+      pending = reader.readVersioned(meterQuery(meter, pilot, fromMs, toMs));
       references.set(meter.id, pending);
     }
     return pending;
@@ -81,11 +89,25 @@ export async function computePilotMetrics(input: PilotMetricsInput): Promise<Api
   // References first, so a test meter usually finds its reference's columns already read.
   const order = [...pilot.meters].sort((a, b) => Number(b.role === 'reference') - Number(a.role === 'reference'));
   const computed = await mapLimit(order, METRICS_QUERY_CONCURRENCY, async (meter) => {
-    const columns = await columnsOf(meter);
     const referenceMeter = meter.role === 'test' && meter.reference ? byId.get(meter.reference) : undefined;
-    const reference = referenceMeter ? await columnsOf(referenceMeter) : undefined;
-    const metrics = computeMeterMetrics(columns, meter, window, pilot.pilot, rejections === null ? null : (rejections[meter.id] ?? {}), reference ? { reference } : {});
-    return toApiMetrics(metrics, meter);
+    const rejected = rejections === null ? null : (rejections[meter.id] ?? {});
+    // What a meter's result depends on beside the pilot file (fixed for the service's life): the
+    // window, the versions of its columns and of its reference's, and its rejected counts.
+    const keyOf = (version: string | null, referenceVersion: string | null | undefined): string | null =>
+      version === null || referenceVersion === null ? null : JSON.stringify([fromMs, toMs, meter.id, version, referenceVersion ?? '', rejected]);
+    const compute = async () => {
+      const own = await columnsOf(meter);
+      const reference = referenceMeter ? await columnsOf(referenceMeter) : undefined;
+      const options = reference && referenceMeter ? { reference: reference.columns, referenceMeter } : {};
+      const metrics = computeMeterMetrics(own.columns, meter, window, pilot.pilot, rejected, options);
+      // Kept under the versions actually read: newer than the ones asked for when a day was invalidated meanwhile.
+      return { value: toApiMetrics(metrics, meter), key: keyOf(own.version, reference?.version) };
+    };
+    const version = (m: MeterConfig) => reader.version(meterQuery(m, pilot, fromMs, toMs));
+    const key = results ? keyOf(version(meter), referenceMeter && version(referenceMeter)) : null;
+    if (!results || key === null) return (await compute()).value;
+    // A copy: the kept value is shared by every request that gets it.
+    return { ...(await results.get(key, compute)) };
   });
   const byMeter = new Map(computed.map((m) => [m.meterId, m]));
   return pilot.meters.map((m) => byMeter.get(m.id) as ApiMeterMetrics);
@@ -109,20 +131,18 @@ function toApiMetrics(metrics: MeterMetrics, meter: MeterConfig): ApiMeterMetric
   return { ...rest, role: meter.role, reference: meter.reference ?? null };
 }
 
-/** The error curve of one test meter against its reference (SPEC section 4), `bins` log-spaced bins from Q1 to Q4. */
-export async function computeMeterErrorCurve(
-  reader: ColumnsReader,
-  meter: MeterConfig,
-  reference: MeterConfig,
-  window: { fromMs: number; toMs: number },
-  bins: number,
-): Promise<ErrorCurveBin[]> {
-  const margin = meter.intervalSec * 1000;
+/**
+ * The paired intervals of one test meter against its reference over W (SPEC section 4): both
+ * meters read with every field pairing needs (total, flow, temperature, alarms), from 1.5 of the
+ * slower meter's Δ before W to as far after `to`, `to` included, so the intervals at W's edges
+ * can interpolate the faster meter across them.
+ */
+export async function readPairedIntervals(reader: ColumnsReader, meter: MeterConfig, reference: MeterConfig, window: TimeWindow): Promise<PairedIntervals> {
+  const margin = 1.5 * Math.max(meter.intervalSec, reference.intervalSec) * 1000;
   await reader.validate([meter.id, reference.id], window.fromMs - margin, window.toMs + margin);
-  const read = (m: MeterConfig) =>
-    reader.read({ meterId: m.id, fromMs: window.fromMs - margin, toMs: window.toMs + margin, toInclusive: true, temperature: true, totalsOnly: true });
+  const read = (m: MeterConfig) => reader.read({ meterId: m.id, fromMs: window.fromMs - margin, toMs: window.toMs + margin, toInclusive: true, temperature: true });
   const [test, ref] = await Promise.all([read(meter), read(reference)]);
-  return computeErrorCurve(alignIntervals(test, ref, meter, window), { bins });
+  return pairIntervals(test, ref, meter, window, { referenceMeter: reference });
 }
 
 /** Rejected messages per meter and reason code in [fromMs, toMs) (SPEC section 4 `rejected`): the durable store's `rejectionCountsByMeter`. */
@@ -147,6 +167,8 @@ export interface MetricsService {
   dailyMetrics(window: TimeWindow): Promise<DayMetrics[]>;
   /** A test meter's error curve against its reference; ERR_METER_NOT_FOUND or ERR_VALIDATION for a meter that has none. */
   errorCurve(meterId: string, window: TimeWindow, bins: number): Promise<{ meter: MeterConfig; reference: MeterConfig; bins: ErrorCurveBin[] }>;
+  /** A test meter's paired intervals against its reference (the evidence of its accuracy, for intervals.csv); errors as errorCurve. */
+  pairedIntervals(meterId: string, window: TimeWindow): Promise<{ meter: MeterConfig; reference: MeterConfig; paired: PairedIntervals }>;
   /** Whether days are kept between requests (reading-cache.ts). */
   readonly cached: boolean;
 }
@@ -154,8 +176,10 @@ export interface MetricsService {
 export interface MetricsServiceOptions {
   pilot: PilotConfig;
   readings: ReadingsRepository;
-  /** The validated day cache of reading-cache.ts (default on); false reads InfluxDB every time. */
+  /** The validated day cache of reading-cache.ts (default on); false reads InfluxDB every time (and keeps no results). */
   readingCache?: false | Partial<ReadingCacheOptions>;
+  /** Each meter's computed metrics kept by window and version of its days (metrics-result-cache.ts; on with the day cache by default); false computes every time. */
+  resultCache?: false | Partial<MetricsResultCacheOptions>;
   /**
    * The dead-letter store's counts. Absent (an API on another host than the store, e.g. a
    * standalone `flowpilot api`): every meter reports `rejected: null`, unknown, not `{}`.
@@ -170,6 +194,9 @@ export function createMetricsService(options: MetricsServiceOptions): MetricsSer
   const { pilot, readings } = options;
   const cached = options.readingCache !== false;
   const reader = options.readingCache === false ? createDirectColumnsReader(readings) : createCachedColumnsReader(readings, options.readingCache ?? {});
+  // Results are kept by the versions of the cached days: without the day cache there are none.
+  const results = cached && options.resultCache !== false ? createMetricsResultCache<ApiMeterMetrics>(options.resultCache ?? {}) : undefined;
+  const withResults = results ? { results } : {};
   const rejections = (window: TimeWindow) => (options.rejections ? options.rejections(window.fromMs, window.toMs) : null);
   const byId = new Map(pilot.meters.map((m) => [m.id, m]));
   const meterOr404 = (id: string): MeterConfig => {
@@ -178,9 +205,17 @@ export function createMetricsService(options: MetricsServiceOptions): MetricsSer
     return meter;
   };
 
+  const testMeterAndReference = (meterId: string, what: string): { meter: MeterConfig; reference: MeterConfig } => {
+    const meter = meterOr404(meterId);
+    if (meter.role !== 'test' || !meter.reference) {
+      throw validationError(`Meter "${meter.id}" is a ${meter.role} meter; ${what} need${what.endsWith('s') ? '' : 's'} a test meter installed in series with a reference`);
+    }
+    return { meter, reference: meterOr404(meter.reference) };
+  };
+
   return {
     cached,
-    metrics: (window) => computePilotMetrics({ reader, pilot, ...window, rejections: rejections(window) }),
+    metrics: (window) => computePilotMetrics({ reader, pilot, ...window, rejections: rejections(window), ...withResults }),
 
     async dailyMetrics(window) {
       // One validation of the cached days for the whole window, then each day read from the cache.
@@ -188,17 +223,19 @@ export function createMetricsService(options: MetricsServiceOptions): MetricsSer
       return mapLimit(localDays(window, pilot.pilot.timezone), DAILY_CONCURRENCY, async (day) => ({
         date: day.date,
         window: day.window,
-        meters: await computePilotMetrics({ reader, pilot, ...day.window, rejections: rejections(day.window), validated: true }),
+        meters: await computePilotMetrics({ reader, pilot, ...day.window, rejections: rejections(day.window), validated: true, ...withResults }),
       }));
     },
 
     async errorCurve(meterId, window, bins) {
-      const meter = meterOr404(meterId);
-      if (meter.role !== 'test' || !meter.reference) {
-        throw validationError(`Meter "${meter.id}" is a ${meter.role} meter; an error curve needs a test meter installed in series with a reference`);
-      }
-      const reference = meterOr404(meter.reference);
-      return { meter, reference, bins: await computeMeterErrorCurve(reader, meter, reference, window, bins) };
+      const { meter, reference } = testMeterAndReference(meterId, 'an error curve');
+      const paired = await readPairedIntervals(reader, meter, reference, window);
+      return { meter, reference, bins: computeErrorCurve(paired, { bins }) };
+    },
+
+    async pairedIntervals(meterId, window) {
+      const { meter, reference } = testMeterAndReference(meterId, 'paired intervals');
+      return { meter, reference, paired: await readPairedIntervals(reader, meter, reference, window) };
     },
   };
 }

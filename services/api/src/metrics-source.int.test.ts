@@ -52,7 +52,8 @@ afterAll(async () => {
 });
 
 function inProcess(client: InfluxClient): MetricsSource {
-  const service = createMetricsService({ pilot, readings: createReadingsRepository(client) });
+  // As createApi builds the PDF route's source: InfluxDB read directly, no reading cache.
+  const service = createMetricsService({ pilot, readings: createReadingsRepository(client), readingCache: false });
   return createInProcessMetricsSource(service, { clock: () => NOW_MS, maxWindowDays: MAX_WINDOW_DAYS, timezone: pilot.pilot.timezone });
 }
 
@@ -62,8 +63,17 @@ async function overHttp(client: InfluxClient): Promise<MetricsSource> {
   return createHttpMetricsSource(await app.listen({ port: 0, host: '127.0.0.1' }));
 }
 
-metricsSourceContract('in process (the API\'s metrics service)', fixture, { open: async () => inProcess(influx), openUnreachable: async () => inProcess(unreachable) });
-metricsSourceContract('over HTTP (createHttpMetricsSource against a listening API)', fixture, { open: () => overHttp(influx), openUnreachable: () => overHttp(unreachable) });
+/** The bytes of GET /api/v1/meters/{id}/intervals.csv from an API over the fixture's data (its cached metrics service, as the route has it). */
+async function intervalsCsv(meterId: string, window: { fromMs: number; toMs: number }): Promise<Uint8Array> {
+  const app = await createApi({ pilot, influx, liveFeed: createMemoryLiveFeed(), clock: () => NOW_MS, maxWindowDays: MAX_WINDOW_DAYS });
+  apps.push(app);
+  const response = await app.inject({ method: 'GET', url: `/api/v1/meters/${encodeURIComponent(meterId)}/intervals.csv?from=${window.fromMs}&to=${window.toMs}` });
+  expect(response.statusCode).toBe(200);
+  return response.rawPayload;
+}
+
+metricsSourceContract('in process (the API\'s metrics service)', fixture, { open: async () => inProcess(influx), openUnreachable: async () => inProcess(unreachable), intervalsCsv });
+metricsSourceContract('over HTTP (createHttpMetricsSource against a listening API)', fixture, { open: () => overHttp(influx), openUnreachable: () => overHttp(unreachable), intervalsCsv });
 
 describe('the two MetricsSources', () => {
   it('answer the same numbers', async () => {
@@ -71,6 +81,7 @@ describe('the two MetricsSources', () => {
     expect(await remote.metrics(fixture.window)).toEqual(await local.metrics(fixture.window));
     expect(await remote.dailyMetrics(fixture.window)).toEqual(await local.dailyMetrics(fixture.window));
     expect(await remote.errorCurve(fixture.testMeterId, fixture.window)).toEqual(await local.errorCurve(fixture.testMeterId, fixture.window));
+    expect(await remote.intervalsSha256(fixture.testMeterId, fixture.window)).toBe(await local.intervalsSha256(fixture.testMeterId, fixture.window));
   });
 
   it('over HTTP, a network failure is ERR_UNREACHABLE naming the address', async () => {

@@ -10,7 +10,12 @@ import type { DeadLetterAccess } from './routes/deadletters.ts';
 
 /** createApi's options (STYLE habit 4: defaults merged once from DEFAULT_API_OPTIONS, checked once at start-up). */
 export interface ApiOptions {
-  /** The validated day cache behind /metrics (reading-cache.ts); false reads InfluxDB on every call. */
+  /**
+   * The validated day cache behind /metrics (reading-cache.ts; with it, each meter's computed
+   * metrics are kept by the version of its days, metrics-result-cache.ts); false reads InfluxDB
+   * and computes on every call. Its `writtenDays` (the durable store) is trusted only while an
+   * ingest reads that store; its clock is the API's `clock` unless given.
+   */
   readingCache?: false | Partial<ReadingCacheOptions>;
   /** Days the cache reads in the background once listening (0: none). */
   metricsWarmupDays?: number;
@@ -62,6 +67,19 @@ export interface ApiOptions {
   connectionTimeoutMs?: number;
   /** The durable store's dead letters and their replay, for the admin routes; absent, those routes answer 404. */
   deadLetters?: DeadLetterAccess;
+  /**
+   * What the PDF report states about its origin (its traceability page), computed by the process
+   * that read the pilot file (apps/flowpilot): the SHA-256 of the pilot file's bytes and the
+   * software's commit. Absent: the report says `n/a` and `unknown`.
+   */
+  provenance?: ApiProvenance;
+}
+
+export interface ApiProvenance {
+  /** SHA-256 (hex) of the bytes of the pilot file this API was started with. */
+  pilotFileSha256?: string;
+  /** The git commit of the running software (FLOWPILOT_COMMIT or `git rev-parse HEAD`), else `unknown`. */
+  commit?: string;
 }
 
 export interface ReadinessCheck {

@@ -1,6 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createReadingsRepository, readingLine } from '@flowpilot/influx';
 import type { Reading } from '@flowpilot/schema';
+import { openDurableStore } from '@flowpilot/store';
 import { createTestInflux } from '../../../test/helpers/influx.ts';
 import { connectMeter, makePilot, startTestPipeline, wireReading } from '../../../test/helpers/pipeline.ts';
 import { eventually } from '../../../test/helpers/wait.ts';
@@ -82,9 +86,32 @@ describe('the cache validated by the ingest\'s log of written days', () => {
       await publish(5);
       await eventually(async () => pipeline.store.depth().records, (n) => n === 0, 10_000, (n) => `${n} spooled`);
       expect(await read()).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(cached.stats().validatedBy).toBe('log');
       await meter.endAsync();
     } finally {
       await pipeline.close();
     }
+  });
+
+  it('does not trust a store that no ingest reads (a file left over on the API\'s host): another ingest\'s write is seen at once', async () => {
+    const influx = await createTestInflux();
+    const dir = mkdtempSync(join(tmpdir(), 'fp-leftover-'));
+    const store = openDurableStore({ path: join(dir, 'spool.sqlite') });
+    onTestFinished(() => {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await influx.write([line(reading(0, T0 + 1000))]);
+    const cached = createCachedColumnsReader(createReadingsRepository(influx), { writtenDays: store });
+    const query = { meterId: 'C1', fromMs: T0, toMs: T0 + DAY };
+    const read = async () => {
+      await cached.validate(['C1'], query.fromMs, query.toMs);
+      return Array.from((await cached.read(query)).seq);
+    };
+    expect(await read()).toEqual([0]);
+    // Written into InfluxDB by an ingest elsewhere: this store's log never names it.
+    await influx.write([line(reading(1, T0 + 2000))]);
+    expect(await read()).toEqual([0, 1]);
+    expect(cached.stats().validatedBy).toBe('stamps');
   });
 });

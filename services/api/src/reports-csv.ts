@@ -5,6 +5,7 @@ import type { Every } from './api-schemas.ts';
 import { csvRow } from './csv.ts';
 import type { CsvValue } from './csv.ts';
 import type { ApiMeterMetrics } from './metrics-service.ts';
+import { EXCLUSION_REASONS } from '@flowpilot/metrics';
 
 /**
  * The evaluator's CSV tables (SPEC section 5): the metrics table, one row per meter, and the
@@ -40,6 +41,12 @@ export const METRICS_CSV_HEADER: readonly string[] = [
   'latency_p95_ms',
   'latency_p99_ms',
   'latency_max_ms',
+  // SPEC section 4: the latency figures are over readings that arrived alone; backfill arrays apart, replays left out.
+  'latency_readings',
+  'backfilled_readings',
+  'backfilled_share',
+  'backfilled_max_delay_ms',
+  'replayed_readings',
   'volume_m3',
   'totalizer_resets',
   'flow_mean_m3h',
@@ -56,8 +63,16 @@ export const METRICS_CSV_HEADER: readonly string[] = [
   ...ALARMS.map((name) => `alarm_${name}`),
   'rejected',
   'accuracy_class',
-  'water_temperature_c',
-  ...ZONES.flatMap((zone) => [`${zone}_error_pct`, `${zone}_mpe_pct`, `${zone}_verdict`, `${zone}_intervals`]),
+  ...ZONES.flatMap((zone) => [
+    `${zone}_error_pct`,
+    `${zone}_mpe_pct`,
+    `${zone}_expanded_uncertainty_pct`,
+    `${zone}_verdict`,
+    `${zone}_rule`,
+    `${zone}_intervals`,
+    `${zone}_temperature_median_c`,
+  ]),
+  ...EXCLUSION_REASONS.map((reason) => `excluded_${reason}`),
 ];
 
 export function metricsCsvRow(m: ApiMeterMetrics): CsvValue[] {
@@ -91,6 +106,11 @@ export function metricsCsvRow(m: ApiMeterMetrics): CsvValue[] {
     m.latencyMs.p95,
     m.latencyMs.p99,
     m.latencyMs.max,
+    m.latencyMs.count,
+    m.latencyMs.backfilled.count,
+    m.latencyMs.backfilled.share,
+    m.latencyMs.backfilled.maxMs,
+    m.latencyMs.replayed,
     m.volumeM3,
     m.totalizerResets,
     m.flow.meanM3h,
@@ -107,8 +127,11 @@ export function metricsCsvRow(m: ApiMeterMetrics): CsvValue[] {
     ...ALARMS.map((name) => m.alarms[name]),
     rejected,
     a?.accuracyClass,
-    a?.waterTemperatureC,
-    ...ZONES.flatMap((zone) => (a ? [a[zone].error, a[zone].mpe, a[zone].verdict, a[zone].intervals] : [null, null, null, null])),
+    ...ZONES.flatMap((zone) => {
+      const z = a?.[zone];
+      return z ? [z.error, z.mpe, z.uncertainty.expandedPct, z.verdict, z.rule, z.intervals, z.temperature.medianC] : [null, null, null, null, null, null, null];
+    }),
+    ...EXCLUSION_REASONS.map((reason) => a?.excluded[reason]),
   ];
 }
 

@@ -207,6 +207,16 @@ describe('admitPublish', () => {
     expect(admit('meters/M1/status', payload).deadLetters.map((l) => l.code)).toEqual(['ERR_PAYLOAD_TOO_LARGE']);
   });
 
+  it('stores how each reading arrived: alone 0, in a backfill array 1 (even an array of one), replayed from the dead letters 2', () => {
+    const arrivals = (payload: string, context = ctx) => admit('meters/M1/readings', payload, context).records.map((r) => /,arrival=(\d+)i /.exec(r.line)?.[1]);
+    expect(arrivals(JSON.stringify(good))).toEqual(['0']);
+    expect(arrivals(JSON.stringify([good, { ...good, seq: 8, ts: NOW - 30_000 }]))).toEqual(['1', '1']);
+    expect(arrivals(JSON.stringify([good]))).toEqual(['1']);
+    // SPEC section 4: a replay is left out of latency whatever shape its letter had.
+    expect(arrivals(JSON.stringify(good), { ...ctx, replay: true })).toEqual(['2']);
+    expect(arrivals(JSON.stringify([good]), { ...ctx, replay: true })).toEqual(['2']);
+  });
+
   it('names a bad batch element by its index and says what to do', () => {
     const payload = `[${JSON.stringify(good)},${JSON.stringify({ ...good, seq: 8, flow: 2e6 })}]`;
     expect(admit('meters/M1/readings', payload).deadLetters[0]?.reason).toMatch(/^reading \[1\]: flow 2000000 m³\/h is above the plausible maximum 1000000 m³\/h\. A value is outside/);

@@ -1,5 +1,5 @@
 import { readingLine, statusLine } from '@flowpilot/influx';
-import { describeRejection, parseMeterTopic, validateReadingPayload, validateStatusPayload, type MeterRegistry, type MeterTopic, type Rejection } from '@flowpilot/schema';
+import { ARRIVAL, describeRejection, parseMeterTopic, validateReadingPayload, validateStatusPayload, type MeterRegistry, type MeterTopic, type Rejection } from '@flowpilot/schema';
 import type { DeadLetterInput, SpoolRecord } from '@flowpilot/store';
 
 /**
@@ -20,6 +20,12 @@ export interface AdmissionContext {
   nowMs: number;
   retentionMs: number;
   maxPayloadBytes: number;
+  /**
+   * A dead letter admitted again (`flowpilot deadletters replay`): its readings are stored with
+   * `arrival` = replay, so SPEC section 4 leaves them out of latency (their received_at is the
+   * replay's time, nowMs). The broker leaves it unset.
+   */
+  replay?: boolean;
 }
 
 export interface Admission {
@@ -79,9 +85,11 @@ function admit(publish: PublishToAdmit, topic: MeterTopic, ctx: AdmissionContext
       maxPayloadBytes: ctx.maxPayloadBytes,
     });
     const site = ctx.registry.get(topic.meterId)?.site ?? '';
+    // How the readings came (SPEC section 4 latency): alone, in a backfill array, or replayed.
+    const arrival = ctx.replay ? ARRIVAL.replay : result.batch ? ARRIVAL.backfill : ARRIVAL.alone;
     for (const reading of result.readings) {
       try {
-        records.push({ receivedAtMs, meterId: topic.meterId, kind: 'reading', tsMs: reading.tsMs, line: readingLine(reading, site, receivedAtMs) });
+        records.push({ receivedAtMs, meterId: topic.meterId, kind: 'reading', tsMs: reading.tsMs, line: readingLine(reading, site, receivedAtMs, arrival) });
       } catch (error) {
         // A value line protocol cannot carry (the schema should have caught it): keep it as a dead letter.
         deadLetter({ code: 'ERR_INFLUX_REJECTED_LINE', reason: thrownMessage(error), item: reading });

@@ -4,6 +4,7 @@ import { dashboardRoutes } from './dashboard.ts';
 import { deadLetterRoutes } from './deadletters.ts';
 import { errorCurveRoutes } from './error-curve.ts';
 import { healthRoutes } from './health.ts';
+import { intervalsRoutes } from './intervals.ts';
 import { liveRoutes } from './live.ts';
 import { meterRoutes } from './meters.ts';
 import { metricsRoutes } from './metrics.ts';
@@ -25,6 +26,7 @@ export const ROUTES: ReadonlyArray<FastifyPluginAsync<ApiContext>> = [
   liveRoutes,
   metricsRoutes,
   errorCurveRoutes,
+  intervalsRoutes,
   reportRoutes,
   deadLetterRoutes,
   sessionRoutes,

@@ -85,8 +85,12 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, context)
         tags: ['reports'],
         summary: 'The evaluator\'s report as PDF',
         description:
-          'Cover, summary of the verdicts per meter under test, one section per meter (error curve against the MPE envelope, daily volume and ' +
-          'completeness, key figures), data-quality notes, the methodology of SPEC section 4 and a signature block. Days are local to the pilot\'s time zone. ' +
+          'An archival PDF (PDF/A-2b, fonts embedded): cover, summary of the verdicts per meter under test, one section per meter (the evidence of each ' +
+          'zone\'s and test-flow bin\'s verdict: intervals, reference volume, error, MPE, expanded uncertainty U and its budget, water temperature, ' +
+          'the rule that decided; exclusions by reason; register resolutions; the reference\'s calibration; the error curve against the MPE of each ' +
+          'bin; daily volume and completeness; key figures), data-quality notes, traceability (software version and commit, SHA-256 of the pilot ' +
+          'file and of each test meter\'s intervals.csv for the window, when the data was read), the methodology of SPEC section 4 and a ' +
+          'signature block. Computed from InfluxDB without the API\'s reading cache. Days are local to the pilot\'s time zone. ' +
           windowText(windows, 'metrics'),
         produces: ['application/pdf'],
         querystring: windowQuerySchema(windows, 'metrics', {
@@ -107,6 +111,8 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, context)
         toMs: window.toMs,
         lang,
         softwareVersion: context.settings.version,
+        commit: context.settings.provenance?.commit ?? 'unknown',
+        pilotFileSha256: context.settings.provenance?.pilotFileSha256 ?? null,
         dataSource,
         clock: context.clock,
         languages,

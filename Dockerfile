@@ -14,6 +14,7 @@ COPY packages/report/package.json packages/report/
 COPY apps/flowpilot/package.json apps/flowpilot/
 COPY services/broker/package.json services/broker/
 COPY services/ingest/package.json services/ingest/
+COPY services/gateway/package.json services/gateway/
 COPY services/api/package.json services/api/
 COPY simulators/flowmeter/package.json simulators/flowmeter/
 RUN npm ci --omit=dev --no-audit --no-fund

@@ -23,6 +23,7 @@ beforeAll(async () => {
   await createServerCertificate({ dir, hosts: ['localhost', '127.0.0.1'] });
   await createClientCertificate({ dir, commonName: 'M1' });
   await createClientCertificate({ dir, commonName: 'STRANGER' });
+  await createClientCertificate({ dir, commonName: 'gw-ps3' });
   await createSiteCa({ dir: otherDir });
   await createClientCertificate({ dir: otherDir, commonName: 'M1' });
 }, 60_000);
@@ -91,6 +92,36 @@ describe('mqtts with client certificates', () => {
       // A certificate for M1 with another meter's username is a login as neither.
       expect(await connectOutcome(url, { ...tlsOptions(dir, 'M1'), clientId: 'M2', username: 'M2', password: 'x' })).toMatch(/^refused/);
       expect(await connectOutcome(url, { ...tlsOptions(dir, 'M1'), clientId: 'M1' })).toBe('connected');
+    } finally {
+      await pipeline.close();
+    }
+  });
+
+  it('logs a gateway in by its certificate\'s CN once the credentials store knows it, limited to its meters', async () => {
+    const { pipeline, influx, url } = await tlsWorld();
+    try {
+      // A CN that is neither a meter nor a login is refused, as any stranger's.
+      expect(await connectOutcome(url, { ...tlsOptions(dir, 'gw-ps3'), clientId: 'gw-ps3:M1' })).toMatch(/Not authorized/);
+      await pipeline.credentials.add('gw-ps3', 'gateway', undefined, ['M1']);
+      // Its client ids are its login, or its login and a suffix; a meter's id is not one of them.
+      expect(await connectOutcome(url, { ...tlsOptions(dir, 'gw-ps3'), clientId: 'M1' })).toMatch(/^refused/);
+      // Its last will only on the status of one of its meters.
+      expect(await connectOutcome(url, { ...tlsOptions(dir, 'gw-ps3'), clientId: 'gw-ps3:M2', will: { topic: 'meters/M2/status', payload: Buffer.from('{"online":false}'), qos: 1, retain: true } })).toMatch(/^refused/);
+      const client = await connectAsync(url, {
+        ...tlsOptions(dir, 'gw-ps3'),
+        clientId: 'gw-ps3:M1',
+        will: { topic: 'meters/M1/status', payload: Buffer.from(JSON.stringify({ online: false, ts: Date.now() })), qos: 1, retain: true },
+      });
+      await client.publishAsync('meters/M1/readings', JSON.stringify(wireReading('M1', 1, Date.now() - 60_000)), { qos: 1 });
+      await eventually(async () => (await influx.query('SELECT seq FROM reading'))[0]?.values ?? [], (v) => v.length === 1, 15_000, (v) => `${v.length} points`);
+      // It subscribes to nothing: the SUBACK grants nothing and the connection stays up.
+      await expect(client.subscribeAsync('meters/+/readings', { qos: 1 })).rejects.toThrow('Subscribe error');
+      expect(client.connected).toBe(true);
+      // M2 is not its meter: publishing for it ends the connection without a PUBACK.
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      void client.publishAsync('meters/M2/readings', JSON.stringify(wireReading('M2', 1, Date.now())), { qos: 1 }).catch(() => {});
+      await closed;
+      await client.endAsync(true);
     } finally {
       await pipeline.close();
     }

@@ -12,8 +12,12 @@ import {
   FlowPilotError,
   parseDuration,
   type ErrorCode,
+  type PilotConfig,
 } from '@flowpilot/schema';
+import { parseConditions, type ConditionSpec } from '@flowpilot/simulator';
+import { runAlertsCommand } from './alerts-command.ts';
 import { runCertsCommand } from './certificates.ts';
+import { runGatewayCommand } from './gateway-command.ts';
 import { createLogger } from './logger.ts';
 import { printable } from './printable.ts';
 import { softwareCommit } from './provenance.ts';
@@ -51,16 +55,23 @@ const HELP = `flowpilot — telemetry pipeline for flowmeter demonstration pilot
 
 Usage: flowpilot <command> [options]
 
-  start [--no-simulator] [--no-backfill]   the whole pilot demo: local InfluxDB (unless
+  start [--no-simulator] [--no-backfill] [--play C|none]
+                                           the whole pilot demo: local InfluxDB (unless
                                            FLOWPILOT_INFLUX_URL is set), broker, ingest, API
-                                           with dashboard, simulated meters with 14 days of history
+                                           with dashboard, simulated meters with 14 days of history,
+                                           playing a gentle set of alert conditions (--play demo)
   broker [--no-ingest]                     the MQTT broker with its durable store (and the ingest)
   ingest                                   the ingest alone (durable store → InfluxDB)
   api                                      the HTTP API and dashboard
-  simulate [--speed N] [--backfill 14d] [--seed S]
-                                           simulated meters of the pilot file
+  simulate [--speed N] [--backfill 14d] [--seed S] [--play C]
+                                           simulated meters of the pilot file; --play conditions
+                                           KIND:METER[=VALUE][:DURATION][@START],… with KIND silent,
+                                           empty_pipe, leak or low_battery (e.g. silent:M:5m@2m,
+                                           leak:M=4, low_battery:M), or demo
   credentials add <id> [--password P] [--role meter|service]
                                            create or replace a login (prints a generated password once)
+  credentials add <id> --role gateway --meters ID,ID [--password P]
+                                           a field gateway's login: it publishes for those meters only
   credentials list                         the logins (never their passwords)
   deadletters list [--code C] [--limit N]  rejected messages, with their reasons
   deadletters replay [--code C] [--meter M] validate dead letters again (after fixing the pilot
@@ -76,6 +87,11 @@ Usage: flowpilot <command> [options]
   certs init [--host H ...] [--days N]     a site CA and the server certificate for mqtts and HTTPS
   certs meter <id ...> | certs meters --all a client certificate per meter (CN = meter id, no password)
   certs list                               the certificates in the data dir and when they expire
+  alerts prometheus-rules [--out F]        the alert rules of the pilot file as a Prometheus rules file
+  gateway [--config gateway.yaml]          the Modbus field gateway: polls meters, publishes their readings
+                                           through a durable outbox (FLOWPILOT_GATEWAY_CONFIG names the file)
+  gateway probe [--config F] --meter ID    read one device once and print each decoded value with its registers
+  gateway check [gateway.yaml]             validate a gateway file
   check [pilot.yaml]                       validate a pilot file
 
 Settings come from the environment: FLOWPILOT_PILOT, FLOWPILOT_DATA_DIR, FLOWPILOT_MQTT_PORT,
@@ -85,12 +101,12 @@ FLOWPILOT_INFLUX_DB, FLOWPILOT_INFLUX_USER, FLOWPILOT_INFLUX_PASSWORD, FLOWPILOT
 
 /** One usage line per command: a command-line mistake names itself, then the command's usage. */
 const USAGE = {
-  start: 'usage: flowpilot start [--no-simulator] [--no-backfill]',
+  start: 'usage: flowpilot start [--no-simulator] [--no-backfill] [--play C|none]',
   broker: 'usage: flowpilot broker [--no-ingest]',
   ingest: 'usage: flowpilot ingest',
   api: 'usage: flowpilot api',
-  simulate: 'usage: flowpilot simulate [--speed N] [--backfill 14d] [--seed S]',
-  credentials: 'usage: flowpilot credentials add <id> [--password P] [--role meter|service] | credentials list',
+  simulate: 'usage: flowpilot simulate [--speed N] [--backfill 14d] [--seed S] [--play C]',
+  credentials: 'usage: flowpilot credentials add <id> [--password P] [--role meter|service|gateway] [--meters ID,ID] | credentials list',
   deadletters: 'usage: flowpilot deadletters list [--code C] [--limit N] | deadletters replay [--code C] [--meter M] [--limit N]',
   report: 'usage: flowpilot report --from T --to T --format pdf|csv --out FILE [--lang en|ru] [--api URL] [--token-file F]',
   check: 'usage: flowpilot check [pilot.yaml]',
@@ -119,6 +135,15 @@ function parseFlags<const O extends NonNullable<ParseArgsConfig['options']>>(com
 
 function noPositionals(command: Command, positionals: string[]): void {
   if (positionals.length > 0) throw usageError(command, `unexpected argument "${positionals[0]}"`);
+}
+
+/** `--play` (repeatable, each a comma-separated list): the conditions the simulator plays, checked against the pilot file now. */
+function playFlag(command: Command, texts: readonly string[], pilot: PilotConfig): ConditionSpec[] {
+  try {
+    return parseConditions(texts.join(','), pilot);
+  } catch (error) {
+    throw usageError(command, `--play: ${(error as Error).message}`);
+  }
 }
 
 function positiveInteger(command: Command, flag: string, value: string): number {
@@ -159,11 +184,13 @@ function serviceLogin(settings: Settings, name: string): MqttLogin {
 }
 
 async function start(args: string[]): Promise<void> {
-  const { values, positionals } = parseFlags('start', args, { 'no-simulator': { type: 'boolean' }, 'no-backfill': { type: 'boolean' } });
+  const { values, positionals } = parseFlags('start', args, { 'no-simulator': { type: 'boolean' }, 'no-backfill': { type: 'boolean' }, play: { type: 'string', multiple: true } });
   noPositionals('start', positionals);
   const settings = loadSettings();
   assertApiExposureAllowed(settings);
   const { pilot, sha256: pilotFileSha256 } = loadPilotFile(settings.pilotFile);
+  // The demo plays a gentle scenario, so the alerts show within minutes (issue 13).
+  const play = playFlag('start', values.play ?? ['demo'], pilot);
   await serve(settings, async ({ log, services }) => {
     const { influx } = await services.run('influxdb', () => connectInflux(settings, log));
     const store = await services.run('store', () => openStore(settings), (s) => s.close());
@@ -188,7 +215,7 @@ async function start(args: string[]): Promise<void> {
     console.log('  Press Ctrl-C to stop.\n');
     if (!values['no-simulator']) {
       const login = await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-simulator');
-      const flags = { speed: 1, seed: 1, faults: true, backfillMs: values['no-backfill'] ? 0 : DEMO_BACKFILL_MS };
+      const flags = { speed: 1, seed: 1, faults: true, backfillMs: values['no-backfill'] ? 0 : DEMO_BACKFILL_MS, play };
       await services.run('simulator', () => runSimulator(settings, pilot, login, flags, log));
     }
   });
@@ -244,7 +271,7 @@ async function api(args: string[]): Promise<void> {
 }
 
 async function simulate(args: string[]): Promise<void> {
-  const { values, positionals } = parseFlags('simulate', args, { speed: { type: 'string' }, backfill: { type: 'string' }, seed: { type: 'string' } });
+  const { values, positionals } = parseFlags('simulate', args, { speed: { type: 'string' }, backfill: { type: 'string' }, seed: { type: 'string' }, play: { type: 'string', multiple: true } });
   noPositionals('simulate', positionals);
   const speed = Number(values.speed ?? '1');
   const seed = Number(values.seed ?? '1');
@@ -254,9 +281,10 @@ async function simulate(args: string[]): Promise<void> {
   if (backfillMs === null) throw usageError('simulate', `--backfill ${values.backfill}: expected ${DURATION_GRAMMAR_HINT}`);
   const settings = loadSettings();
   const pilot = loadPilot(settings.pilotFile);
+  const play = playFlag('simulate', values.play ?? [], pilot);
   const login = serviceLogin(settings, 'flowpilot-simulator');
   await serve(settings, async ({ log, services }) => {
-    await services.run('simulator', () => runSimulator(settings, pilot, login, { speed, seed, faults: true, backfillMs }, log));
+    await services.run('simulator', () => runSimulator(settings, pilot, login, { speed, seed, faults: true, backfillMs, play }, log));
   });
 }
 
@@ -264,20 +292,45 @@ async function credentials(args: string[]): Promise<void> {
   const [action, ...rest] = args;
   if (action === 'list') {
     noPositionals('credentials', parseFlags('credentials', rest, {}).positionals);
-    for (const login of openCredentials(loadSettings()).list()) console.log(`${login.id}\t${login.role}`);
+    for (const login of openCredentials(loadSettings()).list()) {
+      console.log(login.role === 'gateway' ? `${login.id}\t${login.role}\t${login.meters.join(',')}` : `${login.id}\t${login.role}`);
+    }
     return;
   }
   if (action !== 'add') throw usageError('credentials', action === undefined ? undefined : `unknown credentials command "${action}"`);
-  const { values, positionals } = parseFlags('credentials', rest, { password: { type: 'string' }, role: { type: 'string', default: 'meter' } });
+  const { values, positionals } = parseFlags('credentials', rest, { password: { type: 'string' }, role: { type: 'string', default: 'meter' }, meters: { type: 'string' } });
   const [id, ...extra] = positionals;
   if (!id) throw usageError('credentials', 'credentials add needs the login\'s id');
   noPositionals('credentials', extra);
-  if (values.role !== 'meter' && values.role !== 'service') throw usageError('credentials', `--role ${values.role}: expected meter or service`);
-  const password = await openCredentials(loadSettings()).add(id, values.role, values.password);
-  if (values.password === undefined) {
-    console.log(`Created ${values.role} login "${id}". Its password, shown only this once:\n\n  ${password}\n`);
+  const role = values.role;
+  if (role !== 'meter' && role !== 'service' && role !== 'gateway') throw usageError('credentials', `--role ${role}: expected meter, service or gateway`);
+  const settings = loadSettings();
+  let password: string;
+  let what = `${role} login "${id}"`;
+  if (role === 'gateway') {
+    // SPEC section 8: a gateway publishes for the meters it is given, so they are named here,
+    // checked against the pilot file, and stored with its credential.
+    // Its name is a client id prefix (`{id}:{anything}`) and a certificate's CN: the meter id grammar (SPEC section 1), so never a `:`.
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(id)) throw usageError('credentials', `"${printable(id, 60)}": a gateway login's id is 1 to 64 letters, digits, '_', '.' or '-'`);
+    if (values.meters === undefined) throw usageError('credentials', 'a gateway login needs --meters with the ids of the meters it serves');
+    const meters = [...new Set(values.meters.split(',').map((m) => m.trim()).filter((m) => m !== ''))];
+    if (meters.length === 0) throw usageError('credentials', '--meters names no meter');
+    const registry = createMeterRegistry(loadPilot(settings.pilotFile));
+    const unknown = meters.filter((m) => !registry.has(m));
+    if (unknown.length > 0) throw usageError('credentials', `--meters: not meters of the pilot file ${settings.pilotFile}: ${unknown.join(', ')}`);
+    // A client certificate's CN logs in as the login of that name before the meter of that
+    // name, so a gateway must not take a meter's id.
+    if (registry.has(id)) throw usageError('credentials', `"${id}" is a meter of the pilot file: a gateway login needs a name of its own`);
+    password = await openCredentials(settings).add(id, role, values.password, meters);
+    what = `gateway login "${id}" for ${meters.join(', ')}`;
   } else {
-    console.log(`Created ${values.role} login "${id}".`);
+    if (values.meters !== undefined) throw usageError('credentials', `--meters is for --role gateway only, not ${role}`);
+    password = await openCredentials(settings).add(id, role, values.password);
+  }
+  if (values.password === undefined) {
+    console.log(`Created ${what}. Its password, shown only this once:\n\n  ${password}\n`);
+  } else {
+    console.log(`Created ${what}.`);
   }
 }
 
@@ -462,6 +515,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void> | void> = {
   report,
   tokens,
   certs,
+  alerts: runAlertsCommand,
+  gateway: runGatewayCommand,
   check,
 };
 

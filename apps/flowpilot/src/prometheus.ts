@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NotifierStats } from '@flowpilot/api';
 import type { FlowPilotBroker } from '@flowpilot/broker';
 import type { Ingest, IngestEvents } from '@flowpilot/ingest';
 import type { DurableStore } from '@flowpilot/store';
@@ -28,6 +29,21 @@ function cumulativeCounter(registry: Registry, name: string, help: string, read:
         if (label) this.inc({ [label]: key }, value);
         else this.inc(value);
       }
+    },
+  });
+}
+
+/** The alert notifier's deliveries (services/api alerts/notifier.ts), by channel. */
+export function registerNotifierMetrics(registry: Registry, notifier: { stats(): NotifierStats }): void {
+  cumulativeCounter(registry, 'flowpilot_notifications_sent_total', 'Alert notifications delivered (webhook 2xx, e-mail accepted by the SMTP server), by channel', () => notifier.stats().sent, 'channel');
+  cumulativeCounter(registry, 'flowpilot_notifications_failed_total', 'Failed attempts to deliver an alert notification (each is retried), by channel', () => notifier.stats().failed, 'channel');
+  new Gauge({
+    name: 'flowpilot_notifications_pending',
+    help: 'Alert notifications waiting in the outbox for delivery, by channel',
+    labelNames: ['channel'],
+    registers: [registry],
+    collect() {
+      for (const [channel, value] of Object.entries(notifier.stats().pending)) this.set({ channel }, value);
     },
   });
 }

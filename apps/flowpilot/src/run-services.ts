@@ -2,17 +2,18 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createApi, createMqttLiveFeed, openApiTokenStore, type DeadLetterAccess } from '@flowpilot/api';
+import { createApi, createMqttLiveFeed, createNotifier, openApiTokenStore, type DeadLetterAccess } from '@flowpilot/api';
 import { createBroker, openCredentialsStore, openSessionPersistence, type CredentialsStore, type FlowPilotBroker } from '@flowpilot/broker';
 import { createInfluxClient, ensureInfluxdInstalled, startLocalInflux, type InfluxClient } from '@flowpilot/influx';
 import { createIngest, type Ingest } from '@flowpilot/ingest';
 import type { Registry } from 'prom-client';
 import { createMeterRegistry, FlowPilotError, parsePilotConfig, type PilotConfig } from '@flowpilot/schema';
 import { createSimulator, DEMO_FAULT_OPTIONS } from '@flowpilot/simulator';
+import type { ConditionSpec } from '@flowpilot/simulator';
 import { ensurePrivateDir, openDurableStore, type DurableStore } from '@flowpilot/store';
 import { clientCertificatePaths } from './certificates.ts';
 import { replayDeadLetters } from './replay-dead-letters.ts';
-import { ingestMetricsEvents, registerBrokerMetrics, registerIngestMetrics, registerStoreMetrics, serveMetrics } from './prometheus.ts';
+import { ingestMetricsEvents, registerBrokerMetrics, registerIngestMetrics, registerNotifierMetrics, registerStoreMetrics, serveMetrics } from './prometheus.ts';
 import type { Stoppable } from './service-set.ts';
 import type { MqttLogin } from './service-logins.ts';
 import type { Settings } from './settings.ts';
@@ -202,10 +203,33 @@ export async function runApi(
     pilot,
     log: log.child({ service: 'api-live' }),
   });
+  // Alerts are evaluated here and kept in the data dir; the pilot file's `notify:` says where they
+  // go (SPEC section 9). The notifier's outbox is in the data dir too, so a notification survives
+  // a restart.
+  const notifier = createNotifier({
+    notify: pilot.notify,
+    pilot: { id: pilot.pilot.id, name: pilot.pilot.name, timezone: pilot.pilot.timezone, language: pilot.pilot.language },
+    meters: pilot.meters,
+    dataDir: settings.dataDir,
+    log: log.child({ service: 'notify' }),
+  });
+  registerNotifierMetrics(extra.metrics, notifier);
   const app = await createApi({
     pilot,
     influx,
     liveFeed,
+    alerts: {
+      dataDir: settings.dataDir,
+      sinks: [notifier],
+      ...(store
+        ? {
+            storeLagMs: () => {
+              const oldest = store.depth().oldestReceivedAtMs;
+              return oldest === null ? 0 : Math.max(0, Date.now() - oldest);
+            },
+          }
+        : {}),
+    },
     // Per-request access logs (info) would bury the operator's messages: a dashboard polls. Errors still show.
     log: log.child({ service: 'api' }, { level: 'warn' }),
     metrics: extra.metrics,
@@ -236,6 +260,7 @@ export async function runApi(
     async stop() {
       await app.close();
       await liveFeed.close();
+      await notifier.close();
     },
   };
 }
@@ -292,6 +317,8 @@ export interface SimulateFlags {
   seed: number;
   /** The demo: modest dropouts, duplicates and outages, and worn mechanical meters, so the results have something to show. */
   faults: boolean;
+  /** Conditions to play from the start (`--play`): a silent meter, an empty pipe, a leak, a low battery (issue 13). */
+  play?: readonly ConditionSpec[];
 }
 
 /**
@@ -314,6 +341,7 @@ export async function runSimulator(settings: Settings, pilot: PilotConfig, login
     seed: flags.seed,
     speed: flags.speed,
     backfillMs: flags.backfillMs,
+    ...(flags.play ? { conditions: flags.play } : {}),
     ...(flags.faults ? { faults: DEMO_FAULT_OPTIONS, errorModelByMeter: demoErrorModels(pilot) } : {}),
     log: log.child({ service: 'simulator' }),
   });

@@ -25,6 +25,13 @@ export const ERROR_CATALOGUE = {
   // Start-up configuration.
   ERR_PILOT_CONFIG: { status: 500, message: 'The pilot file is invalid. Fix each named field and start again.' },
   ERR_CONFIG: { status: 500, message: 'A setting is invalid. Fix the named variable and start again.' },
+  ERR_GATEWAY_CONFIG: { status: 500, message: 'The gateway file is invalid. Fix each named field and start again.' },
+
+  // The Modbus field gateway (SPEC section 10): registers that do not make a reading.
+  ERR_GATEWAY_DECODE: {
+    status: 502,
+    message: 'The meter\'s registers did not make a reading: a value was not a finite number, or a register was not read. Compare the register map (table, address, type, word order) with the meter\'s manual, and its decoded values with its display using `flowpilot gateway probe`.',
+  },
 
   // The command line (SPEC section 7), by what the operator must do: fix the command, or the network.
   ERR_USAGE: { status: 400, message: 'Run `flowpilot help` for the commands and their options.' },

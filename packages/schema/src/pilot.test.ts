@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FlowPilotError } from './errors.ts';
-import { createMeterRegistry, isSimulated, parsePilotConfig, simulatedMeters } from './pilot.ts';
+import { createMeterRegistry, DEFAULT_ALERT_THRESHOLDS, isSimulated, parsePilotConfig, simulatedMeters } from './pilot.ts';
 
 const example = readFileSync(new URL('../../../examples/pilot.yaml', import.meta.url), 'utf8');
 
@@ -78,5 +78,81 @@ meters:
     expect(registry.has('ALM-PS3-DUT1')).toBe(true);
     expect(registry.has('nope')).toBe(false);
     expect(registry.get('ALM-PS7-REF')?.site).toBe('PS7');
+  });
+});
+
+describe('alerts, notify and language (SPEC section 9)', () => {
+  const head = `
+pilot: { id: p, name: P, timezone: UTC }
+meters:
+  - { id: A, site: S, role: monitor, intervalSec: 60, leakM3h: 1.5 }
+  - { id: B, site: S, role: monitor, intervalSec: 60 }
+`;
+
+  it('fills every threshold of a file without an alerts: section from the defaults, notifies nobody and speaks English', () => {
+    const pilot = parsePilotConfig(head);
+    expect(pilot.alerts).toEqual({ ...DEFAULT_ALERT_THRESHOLDS, meters: {} });
+    expect(DEFAULT_ALERT_THRESHOLDS).toEqual({ staleIntervals: 3, lowBatteryPct: 20, totalizerPct: 2, rejectedPerHour: 10, storeLagSec: 300, flapMinutes: 10 });
+    expect(pilot.notify).toEqual({});
+    expect(pilot.pilot.language).toBe('en');
+    expect(pilot.meters[0]?.leakM3h).toBe(1.5);
+    expect(Object.isFrozen(pilot.alerts.meters)).toBe(true);
+  });
+
+  it('takes thresholds, per-meter overrides, webhooks, e-mail and a language', () => {
+    const pilot = parsePilotConfig(`${head.replace('timezone: UTC', 'timezone: UTC, language: kk')}
+alerts:
+  staleIntervals: 5
+  flapMinutes: 0
+  meters:
+    B: { lowBatteryPct: 30, leakM3h: 0.4 }
+notify:
+  webhooks: [{ url: "https://hooks.example.org/flowpilot", secret: s3cret }, { url: "http://10.0.0.5:9000/alerts" }]
+  email:
+    smtp: { host: smtp.example.org, port: 587, user: flowpilot, passwordFile: /run/secrets/smtp }
+    from: flowpilot@example.org
+    to: [ops@example.org, "night.shift@example.org"]
+`);
+    expect(pilot.pilot.language).toBe('kk');
+    expect(pilot.alerts).toMatchObject({ staleIntervals: 5, flapMinutes: 0, lowBatteryPct: 20, meters: { B: { lowBatteryPct: 30, leakM3h: 0.4 } } });
+    expect(pilot.notify.webhooks).toEqual([{ url: 'https://hooks.example.org/flowpilot', secret: 's3cret' }, { url: 'http://10.0.0.5:9000/alerts' }]);
+    expect(pilot.notify.email?.to).toEqual(['ops@example.org', 'night.shift@example.org']);
+    expect(pilot.notify.email?.smtp.passwordFile).toBe('/run/secrets/smtp');
+  });
+
+  it('names every bad field of alerts: and notify:, unknown meter ids included', () => {
+    const message = problems(`${head}
+alerts:
+  staleIntervals: 0
+  lowBatteryPct: 120
+  silence: true
+  meters:
+    C: { staleIntervals: 2 }
+    A: { leakM3h: -1, bogus: 1 }
+notify:
+  webhooks: [{ url: "ftp://example.org/x" }, { url: "not a url" }]
+  email: { smtp: { host: smtp.example.org, port: 70000, password: x }, from: nobody, to: [] }
+`);
+    expect(message).toContain('alerts.staleIntervals: must be greater than 0');
+    expect(message).toContain('alerts.lowBatteryPct: must be between 0 and 100');
+    expect(message).toContain('alerts: unknown setting "silence"');
+    expect(message).toContain('alerts.meters.C: no meter "C" in this file');
+    expect(message).toContain('alerts.meters.A.leakM3h: must be greater than 0');
+    expect(message).toContain('alerts.meters.A: unknown setting "bogus"');
+    expect(message).toContain('notify.webhooks[0].url: must be an http:// or https:// URL');
+    expect(message).toContain('notify.webhooks[1].url: must be an http:// or https:// URL');
+    expect(message).toContain('notify.email.smtp.port: must be a TCP port number (1-65535)');
+    expect(message).toContain('notify.email.from: must be an e-mail address');
+    expect(message).toContain('notify.email.to: must list at least one address');
+    expect(message).toContain('notify.email.smtp.user: required with a password');
+  });
+
+  it('names a language it does not speak', () => {
+    expect(problems(head.replace('timezone: UTC', 'timezone: UTC, language: fr'))).toContain('pilot.language: must be one of en, ru, kk, ko');
+  });
+
+  it('accepts the example pilot\'s leak threshold on its monitor meter', () => {
+    const pilot = parsePilotConfig(example);
+    expect(pilot.meters.find((m) => m.role === 'monitor')?.leakM3h).toBeGreaterThan(0);
   });
 });

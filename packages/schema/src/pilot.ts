@@ -50,6 +50,11 @@ export const meterConfigSchema = z.object({
    */
   resolution: positive.optional(),
   /** A reference meter's calibration (SPEC section 3): its expanded uncertainty (k = 2) of volume is u_ref of every verdict against it. */
+  /**
+   * The `leak` alert's threshold (SPEC section 9): the minimum night flow above which this meter's
+   * network is said to leak, m³/h. Absent: no leak alert for the meter (unless `alerts.meters` sets one).
+   */
+  leakM3h: positive.optional(),
   calibration: z
     .object({
       certificate: z.string({ error: 'must be a string (the calibration certificate number)' }).min(1, { message: 'must not be empty' }),
@@ -62,6 +67,109 @@ export const meterConfigSchema = z.object({
     .optional(),
 });
 
+/** The languages FlowPilot writes in (reports, notifications): SPEC section 5 `lang`. */
+export const PILOT_LANGUAGES = ['en', 'ru', 'kk', 'ko'] as const;
+export type PilotLanguage = (typeof PILOT_LANGUAGES)[number];
+
+/**
+ * The thresholds of SPEC section 9's rules, with the defaults stated there (STYLE habit 4: one
+ * exported constant). `flapMinutes`: a condition that returns within this long of its resolution
+ * is the same alert, not a new one.
+ */
+export const DEFAULT_ALERT_THRESHOLDS = {
+  staleIntervals: 3,
+  lowBatteryPct: 20,
+  totalizerPct: 2,
+  rejectedPerHour: 10,
+  storeLagSec: 300,
+  flapMinutes: 10,
+} as const;
+
+const nonNegative = z.number({ error: 'must be a number' }).nonnegative({ message: 'must be 0 or more' });
+const percent = z.number({ error: 'must be a number (%)' }).min(0, { message: 'must be between 0 and 100' }).max(100, { message: 'must be between 0 and 100' });
+const wholeCount = z.number({ error: 'must be a whole number' }).int({ message: 'must be a whole number' }).nonnegative({ message: 'must be 0 or more' });
+
+/** One meter's own thresholds (`alerts.meters.<id>`): each overrides the pilot-wide one. */
+const meterAlertOverridesSchema = z.strictObject(
+  {
+    staleIntervals: positive.optional(),
+    lowBatteryPct: percent.optional(),
+    totalizerPct: positive.optional(),
+    rejectedPerHour: wholeCount.optional(),
+    leakM3h: positive.optional(),
+  },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown setting ${issue.keys.map((k) => `"${k}"`).join(', ')}: expected staleIntervals, lowBatteryPct, totalizerPct, rejectedPerHour or leakM3h` : 'must be a map of settings') },
+);
+
+/** The pilot file's `alerts:` section (SPEC section 9); every field optional, defaults from DEFAULT_ALERT_THRESHOLDS. */
+export const alertsConfigSchema = z
+  .strictObject(
+    {
+      staleIntervals: positive.default(DEFAULT_ALERT_THRESHOLDS.staleIntervals),
+      lowBatteryPct: percent.default(DEFAULT_ALERT_THRESHOLDS.lowBatteryPct),
+      totalizerPct: positive.default(DEFAULT_ALERT_THRESHOLDS.totalizerPct),
+      rejectedPerHour: wholeCount.default(DEFAULT_ALERT_THRESHOLDS.rejectedPerHour),
+      storeLagSec: positive.default(DEFAULT_ALERT_THRESHOLDS.storeLagSec),
+      flapMinutes: nonNegative.default(DEFAULT_ALERT_THRESHOLDS.flapMinutes),
+      meters: z.record(z.string(), meterAlertOverridesSchema, { error: 'must be a map from meter id to its thresholds' }).default({}),
+    },
+    {
+      error: (issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `unknown setting ${issue.keys.map((k) => `"${k}"`).join(', ')}: expected staleIntervals, lowBatteryPct, totalizerPct, rejectedPerHour, storeLagSec, flapMinutes or meters`
+          : 'must be a map of alert settings',
+    },
+  )
+  .prefault({});
+
+const httpUrl = z.string({ error: 'must be a URL' }).refine(
+  (text) => {
+    try {
+      const url = new URL(text);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an http:// or https:// URL' },
+);
+const email = z.email({ error: 'must be an e-mail address such as ops@example.org' });
+
+/** The pilot file's `notify:` section (SPEC section 9): where alerts are sent when they fire and resolve. */
+export const notifyConfigSchema = z
+  .strictObject(
+    {
+      webhooks: z
+        .array(
+          z.strictObject({
+            url: httpUrl,
+            /** Signs each body: `X-FlowPilot-Signature: sha256=<HMAC>` (SPEC section 9). */
+            secret: z.string({ error: 'must be a string' }).min(1, { message: 'must not be empty (leave it out for no signature)' }).optional(),
+          }),
+          { error: 'must be a list of {url, secret}' },
+        )
+        .optional(),
+      email: z
+        .strictObject({
+          smtp: z.strictObject({
+            host: z.string({ error: 'must be a host name' }).min(1, { message: 'must not be empty' }),
+            port: z.number({ error: 'must be a TCP port number' }).int({ message: 'must be a TCP port number' }).min(1, { message: 'must be a TCP port number (1-65535)' }).max(65535, { message: 'must be a TCP port number (1-65535)' }),
+            /** TLS from the start (port 465); otherwise STARTTLS when the server offers it. */
+            secure: z.boolean({ error: 'must be true or false' }).optional(),
+            user: z.string({ error: 'must be a string' }).min(1).optional(),
+            password: z.string({ error: 'must be a string' }).optional(),
+            /** A file holding the password, so the pilot file need not. */
+            passwordFile: z.string({ error: 'must be a path' }).min(1).optional(),
+          }),
+          from: email,
+          to: z.array(email, { error: 'must be a list of e-mail addresses' }).min(1, { message: 'must list at least one address' }),
+        })
+        .optional(),
+    },
+    { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown setting ${issue.keys.map((k) => `"${k}"`).join(', ')}: expected webhooks or email` : 'must be a map with webhooks and/or email') },
+  )
+  .prefault({});
+
 export const pilotConfigSchema = z
   .object({
     pilot: z.object({
@@ -71,8 +179,12 @@ export const pilotConfigSchema = z
         message: 'must be an IANA time zone such as Asia/Almaty',
       }),
       nightWindow: z.object({ start: hhmm, end: hhmm }).default({ start: '02:00', end: '04:00' }),
+      /** The language of notifications (SPEC section 9). */
+      language: z.enum(PILOT_LANGUAGES, { error: `must be one of ${PILOT_LANGUAGES.join(', ')}` }).default('en'),
     }),
     meters: z.array(meterConfigSchema, { error: 'must be a list of meters' }).min(1, { message: 'must list at least one meter' }),
+    alerts: alertsConfigSchema,
+    notify: notifyConfigSchema,
   })
   .superRefine((config, ctx) => {
     const byId = new Map<string, (typeof config.meters)[number]>();
@@ -80,6 +192,17 @@ export const pilotConfigSchema = z
       if (byId.has(meter.id)) ctx.addIssue({ code: 'custom', path: ['meters', i, 'id'], message: `"${meter.id}" is listed twice` });
       byId.set(meter.id, meter);
     });
+    // Defensive: zod runs this refinement after non-fatal issues elsewhere in the file too.
+    for (const meterId of Object.keys(config.alerts?.meters ?? {})) {
+      if (!byId.has(meterId)) ctx.addIssue({ code: 'custom', path: ['alerts', 'meters', meterId], message: `no meter "${meterId}" in this file` });
+    }
+    const smtp = config.notify?.email?.smtp;
+    if (smtp && smtp.password !== undefined && smtp.passwordFile !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['notify', 'email', 'smtp', 'passwordFile'], message: 'give password or passwordFile, not both' });
+    }
+    if (smtp && (smtp.password !== undefined || smtp.passwordFile !== undefined) && smtp.user === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['notify', 'email', 'smtp', 'user'], message: 'required with a password (the SMTP login)' });
+    }
     config.meters.forEach((meter, i) => {
       if (meter.role !== 'test') return;
       if (meter.reference === undefined) {
@@ -104,6 +227,12 @@ export const pilotConfigSchema = z
 
 export type PilotConfig = z.infer<typeof pilotConfigSchema>;
 export type MeterConfig = PilotConfig['meters'][number];
+/** The `alerts:` section with every default filled in. */
+export type AlertsConfig = PilotConfig['alerts'];
+/** One meter's overrides in `alerts.meters`. */
+export type MeterAlertOverrides = AlertsConfig['meters'][string];
+/** The `notify:` section (an empty object when the file has none). */
+export type NotifyConfig = PilotConfig['notify'];
 
 function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key)), '');

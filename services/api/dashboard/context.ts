@@ -2,6 +2,7 @@ import { createTranslator, pickLanguage, toLanguage } from '@flowpilot/i18n/tran
 import type { Language, Translate } from '@flowpilot/i18n/translate';
 import languagesJson from 'flowpilot:strings';
 import type { MeterView } from '../src/api-schemas.ts';
+import type { AlertsFeed } from './alerts.ts';
 
 /** The pilot as GET /api/v1/pilot returns it. */
 export interface PilotView {
@@ -16,13 +17,14 @@ export const LANGUAGES: readonly Language[] = languagesJson.map((l) => toLanguag
 const BASE = LANGUAGES.find((l) => l.code === 'en') ?? (LANGUAGES[0] as Language);
 const STORAGE_KEY = 'flowpilot.lang';
 
-/** What every view needs: the pilot, the chosen language and the pilot's zone. */
+/** What every view needs: the pilot, the chosen language, the pilot's zone and the firing alerts. */
 export interface Context {
   pilot: PilotView;
   language: Language;
   t: Translate;
   locale: string;
   tz: string;
+  alerts: AlertsFeed;
 }
 
 export function chosenLanguage(): Language {
@@ -44,8 +46,8 @@ export function rememberLanguage(code: string): void {
   }
 }
 
-export function makeContext(pilot: PilotView, language: Language): Context {
-  return { pilot, language, t: createTranslator(language, BASE), locale: language.locale, tz: pilot.timezone };
+export function makeContext(pilot: PilotView, language: Language, alerts: AlertsFeed): Context {
+  return { pilot, language, t: createTranslator(language, BASE), locale: language.locale, tz: pilot.timezone, alerts };
 }
 
 /** A view draws into `root` and returns its teardown (close streams, timers). */

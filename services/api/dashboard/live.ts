@@ -2,6 +2,7 @@ import { formatDateTime, formatNumber } from '@flowpilot/i18n/format';
 import { localDate, localMidnightMs } from '@flowpilot/metrics';
 import uPlot from 'uplot';
 import type { ApiReading, Bucket, LiveReading, MeterView } from '../src/api-schemas.ts';
+import { alertBadge } from './alerts.ts';
 import type { Context, View } from './context.ts';
 import { getJson, h } from './dom.ts';
 
@@ -38,6 +39,8 @@ export function openLiveFeed(ctx: Context, query: string, onReading: (reading: L
 interface Row {
   meter: MeterView;
   tr: HTMLTableRowElement;
+  /** Where the badge of the meter's firing alerts goes, beside its id. */
+  alerts: HTMLElement;
   status: HTMLElement;
   lastSeen: HTMLElement;
   flow: HTMLElement;
@@ -109,7 +112,8 @@ export const liveView: View = (root, ctx) => {
   for (const meter of pilot.meters) {
     const cell = (label: string, cls = ''): HTMLTableCellElement => h('td', { class: cls, 'data-label': label });
     const tr = h('tr', { 'data-meter': meter.id });
-    const nameCell = h('td', { class: 'meter' }, h('a', { href: `#/meter/${encodeURIComponent(meter.id)}` }, h('strong', {}, meter.id)), h('span', { class: 'label' }, meter.label ?? ''), h('span', { class: 'label' }, `${meter.site} · ${t(`role.${meter.role}`)}`));
+    const alertsSlot = h('span', { class: 'alert-slot' });
+    const nameCell = h('td', { class: 'meter' }, h('a', { href: `#/meter/${encodeURIComponent(meter.id)}` }, h('strong', {}, meter.id)), alertsSlot, h('span', { class: 'label' }, meter.label ?? ''), h('span', { class: 'label' }, `${meter.site} · ${t(`role.${meter.role}`)}`));
     const statusCell = cell(t('live.status'));
     const lastSeenCell = cell(t('live.lastSeen'));
     const flowCell = cell(t('live.flow'), 'num flow');
@@ -124,6 +128,7 @@ export const liveView: View = (root, ctx) => {
     const row: Row = {
       meter,
       tr,
+      alerts: alertsSlot,
       status,
       lastSeen,
       flow: flowCell,
@@ -178,7 +183,18 @@ export const liveView: View = (root, ctx) => {
     }
   }
 
+  /** Each meter's badge of firing alerts (SPEC section 9), repainted when they change. */
+  const paintAlerts = (): void => {
+    for (const row of rows.values()) {
+      const badge = alertBadge(ctx, row.meter.id, ctx.alerts.firingOf(row.meter.id));
+      row.alerts.replaceChildren(...(badge ? [' ', badge] : []));
+    }
+  };
+  paintAlerts();
+  const stopAlerts = ctx.alerts.subscribe(paintAlerts);
+
   const closeFeed = openLiveFeed(ctx, '', (reading) => {
+    ctx.alerts.noteReading(reading);
     const row = rows.get(reading.meterId);
     if (!row) return;
     paintReading(row, reading);
@@ -224,6 +240,7 @@ export const liveView: View = (root, ctx) => {
   const reload = setInterval(() => void refresh(), 60_000);
   return () => {
     closeFeed();
+    stopAlerts();
     clearInterval(repaint);
     clearInterval(reload);
     rows.forEach((row) => row.spark.plot?.destroy());

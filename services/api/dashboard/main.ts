@@ -1,4 +1,5 @@
 import { formatUtcOffset } from '@flowpilot/i18n/format';
+import { alertsView, createAlertsBanner, createAlertsFeed } from './alerts.ts';
 import { LANGUAGES, chosenLanguage, makeContext, rememberLanguage } from './context.ts';
 import type { Context, PilotView, View } from './context.ts';
 import { ApiError, getJson, h } from './dom.ts';
@@ -8,16 +9,20 @@ import { reportsView } from './reports.ts';
 import { resultsView } from './results.ts';
 
 /**
- * The dashboard (SPEC section 5, served at `/`): hash routes #/live, #/meter/{id}, #/results and
- * #/reports over the JSON API and the SSE feed. Bundled by dashboard-bundle.ts with esbuild.
+ * The dashboard (SPEC section 5, served at `/`): hash routes #/live, #/meter/{id}, #/results,
+ * #/reports and #/alerts over the JSON API and the SSE feed, under the banner of firing alerts
+ * (SPEC section 9). Bundled by dashboard-bundle.ts with esbuild.
  */
-const ROUTES: Record<string, View> = { live: liveView, meter: meterView, results: resultsView, reports: reportsView };
+const ROUTES: Record<string, View> = { live: liveView, meter: meterView, results: resultsView, reports: reportsView, alerts: alertsView };
 
 const main = document.getElementById('view') as HTMLElement;
 const nav = document.getElementById('nav') as HTMLElement;
 const errorBox = document.getElementById('error') as HTMLElement;
 let teardown: (() => void) | void;
 let ctx: Context;
+/** The firing alerts, polled for the whole page's life: the banner and the views share them. */
+const alerts = createAlertsFeed();
+const banner = createAlertsBanner(document.getElementById('alerts-banner') as HTMLElement, alerts);
 
 /** GET /api/v1/session: who is signed in (SPEC section 8); null when the API could not say. */
 interface Session {
@@ -52,10 +57,12 @@ function paintChrome(): void {
     const language = LANGUAGES.find((l) => l.code === select.value);
     if (!language) return;
     rememberLanguage(language.code);
-    ctx = makeContext(ctx.pilot, language);
-    render();
+    ctx = makeContext(ctx.pilot, language, alerts);
+    render(true);
   });
-  const views = (['live', 'results', 'reports'] as const).filter((name) => session?.role !== 'viewer' || !NEEDS_EVALUATOR.has(name));
+  // Alerts: unless the API says this role may not read them, that it evaluates none, or has no such route.
+  const alertsReadable = !['forbidden', 'disabled', 'missing'].includes(alerts.status());
+  const views = (['live', 'results', 'reports', 'alerts'] as const).filter((name) => (session?.role !== 'viewer' || !NEEDS_EVALUATOR.has(name)) && (name !== 'alerts' || alertsReadable || current === 'alerts'));
   const signOutButton = session?.via === 'cookie' ? h('button', { type: 'button', class: 'link', 'data-testid': 'sign-out' }, t('nav.signOut')) : null;
   signOutButton?.addEventListener('click', () => void signOut());
   nav.replaceChildren(
@@ -69,13 +76,15 @@ function paintChrome(): void {
   (document.getElementById('tz') as HTMLElement).textContent = t('app.timesIn', { zone: ctx.tz, offset: formatUtcOffset(ctx.tz, Date.now()) });
 }
 
-function render(): void {
+/** `quiet`: a new language repaints the banner without announcing its alerts again. */
+function render(quiet = false): void {
   if (teardown) teardown();
   // The feed indicator belongs to the views with a live stream; they set it again.
   const feed = document.getElementById('feed') as HTMLElement;
   feed.textContent = '';
   feed.className = '';
   paintChrome();
+  banner.paint(ctx, quiet);
   main.replaceChildren();
   const { name, param } = route();
   teardown = (ROUTES[name] as View)(main, ctx, param);
@@ -86,7 +95,7 @@ async function start(): Promise<void> {
   try {
     const [pilot, who] = await Promise.all([getJson<PilotView>('/api/v1/pilot'), getJson<Session>('/api/v1/session').catch(() => null)]);
     session = who;
-    ctx = makeContext(pilot, language);
+    ctx = makeContext(pilot, language, alerts);
   } catch (error) {
     // Signed out meanwhile (the token was revoked): the page itself now answers with the sign-in form.
     if (error instanceof ApiError && error.status === 401) {
@@ -97,7 +106,14 @@ async function start(): Promise<void> {
     errorBox.hidden = false;
     return;
   }
-  window.addEventListener('hashchange', render);
+  window.addEventListener('hashchange', () => render());
+  // The nav shows the Alerts page once the API answered that the role may read alerts.
+  let readable = alerts.status();
+  alerts.subscribe(() => {
+    if (alerts.status() === readable) return;
+    readable = alerts.status();
+    paintChrome();
+  });
   render();
 }
 

@@ -1,6 +1,7 @@
 import { formatDateTime, formatNumber } from '@flowpilot/i18n/format';
 import uPlot from 'uplot';
 import type { ApiReading, MeterView } from '../src/api-schemas.ts';
+import { ruleText } from './alerts.ts';
 import type { View } from './context.ts';
 import { getJson, h } from './dom.ts';
 import { openLiveFeed } from './live.ts';
@@ -32,6 +33,17 @@ export const meterView: View = (root, ctx, id) => {
   fact(t('meter.interval'), `${meter.intervalSec} s`);
   const statusDd = h('dd', {}, '');
   info.append(h('dt', {}, t('live.status')), statusDd);
+  // The meter's firing alerts (SPEC section 9), linked to their history.
+  const alertsDd = h('dd', { 'data-testid': 'meter-alerts' });
+  info.append(h('dt', {}, t('alerts.meterAlerts')), alertsDd);
+  const paintAlerts = (): void => {
+    const firing = ctx.alerts.firingOf(meter.id);
+    const history = h('a', { href: `#/alerts?meter=${encodeURIComponent(meter.id)}` }, t('alerts.banner.all'));
+    if (firing.length === 0) alertsDd.replaceChildren(t('alerts.noneFiring'), ' · ', history);
+    else alertsDd.replaceChildren(h('span', { class: 'bad-text' }, firing.map((a) => ruleText(ctx, a)).join(', ')), ' · ', history);
+  };
+  paintAlerts();
+  const stopAlerts = ctx.alerts.subscribe(paintAlerts);
   root.append(info);
 
   const chartBox = h('div', { class: 'chart', 'data-testid': 'meter-chart' });
@@ -108,6 +120,7 @@ export const meterView: View = (root, ctx, id) => {
   })();
 
   const closeFeed = openLiveFeed(ctx, `?meter=${encodeURIComponent(meter.id)}`, (reading) => {
+    ctx.alerts.noteReading(reading);
     showLatest(reading, true);
     const x = Date.parse(reading.ts) / 1000;
     if (xs.length && x <= (xs.at(-1) as number)) return;
@@ -121,6 +134,7 @@ export const meterView: View = (root, ctx, id) => {
   });
   return () => {
     closeFeed();
+    stopAlerts();
     window.removeEventListener('resize', onResize);
     plot?.destroy();
   };

@@ -220,6 +220,7 @@ describe('documents and pages', () => {
     const doc = response.json() as { openapi: string; paths: Record<string, { get: { parameters?: Array<{ name: string; in: string }> } }> };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/v1/alerts',
       '/api/v1/deadletters',
       '/api/v1/deadletters/replay',
       '/api/v1/live',

@@ -3,6 +3,7 @@ import { FlowPilotError, createMeterRegistry } from '@flowpilot/schema';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { alertsOffReason, createApiAlerts } from './alerts/api-alerts.ts';
 import { frameworkErrorHandler, installErrorHandlers } from './api-errors.ts';
 import type { ApiContext } from './context.ts';
 import { createMetricsService } from './metrics-service.ts';
@@ -42,6 +43,23 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
   // The PDF report reads InfluxDB itself, never the reading cache (issue 11): a report an evaluator
   // signs must not rest on days kept in memory, however carefully they are validated.
   const reportMetrics = metrics.cached ? createMetricsService({ pilot, readings, rejections: settings.rejections, readingCache: false }) : metrics;
+  // SPEC section 9: evaluated from the ready app on (so inject() and listen() both start it), stopped with it.
+  const alerts = createApiAlerts(settings.alerts, {
+    pilot,
+    liveFeed: settings.liveFeed,
+    metrics,
+    readings,
+    influx,
+    clock,
+    rejections: settings.rejections,
+    readinessChecks: settings.readinessChecks,
+    readyTimeoutMs: settings.readyTimeoutMs,
+    log: app.log,
+  });
+  if (alerts) {
+    app.addHook('onReady', async () => alerts.start());
+    app.addHook('onClose', async () => alerts.close());
+  }
   const context: ApiContext = {
     pilot,
     meterOr404: (id) => {
@@ -59,6 +77,8 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     tokens: settings.tokens,
     signIn,
     deadLetters: settings.deadLetters,
+    alerts,
+    alertsOff: alertsOffReason(settings.alerts),
   };
   for (const routes of ROUTES) await app.register(routes, context);
   return app;

@@ -1,6 +1,7 @@
 import type { InfluxClient, ReadingsRepository } from '@flowpilot/influx';
 import type { MeterConfig, PilotConfig } from '@flowpilot/schema';
 import type { MetricsSource } from '@flowpilot/report';
+import type { ApiAlerts } from './alerts/api-alerts.ts';
 import type { TokenVerifier } from './api-tokens.ts';
 import type { LiveFeed } from './live-feed.ts';
 import type { MetricsService } from './metrics-service.ts';
@@ -38,4 +39,7 @@ export interface ApiContext {
   tokens: TokenVerifier | undefined;
   signIn: SignInPageRenderer;
   deadLetters: DeadLetterAccess | undefined;
+  /** SPEC section 9's alerts; null when this process runs without them (`alertsOff` says why). */
+  alerts: ApiAlerts | null;
+  alertsOff: string | null;
 }

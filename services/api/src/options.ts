@@ -2,6 +2,7 @@ import { FlowPilotError } from '@flowpilot/schema';
 import type { InfluxClient } from '@flowpilot/influx';
 import type { PilotConfig } from '@flowpilot/schema';
 import type { Logger } from 'pino';
+import type { ApiAlertsOptions } from './alerts/api-alerts.ts';
 import type { TokenVerifier } from './api-tokens.ts';
 import type { LiveFeed } from './live-feed.ts';
 import type { RejectionsProvider } from './metrics-service.ts';
@@ -73,6 +74,12 @@ export interface ApiOptions {
    * software's commit. Absent: the report says `n/a` and `unknown`.
    */
   provenance?: ApiProvenance;
+  /**
+   * SPEC section 9's alerts, evaluated in this process (alerts/api-alerts.ts): kept in
+   * `<dataDir>/alerts.sqlite`, told to `sinks`. Without a data dir (or with false) the API runs
+   * without alerts and GET /api/v1/alerts answers an empty list with `disabled` saying why.
+   */
+  alerts?: ApiAlertsOptions | false;
 }
 
 export interface ApiProvenance {
@@ -110,7 +117,7 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 type NumericSetting = 'maxWindowDays' | 'maxRawReadings' | 'maxBuckets' | 'readyTimeoutMs' | 'sseHeartbeatMs' | 'expensiveRatePerMinute' | 'maxLiveConnections' | 'requestTimeoutMs' | 'connectionTimeoutMs';
 
 /** Every numeric setting checked at once, one sentence per problem (STYLE habit 3). */
-export function validateSettings(settings: Required<Pick<ApiOptions, NumericSetting>> & Pick<ApiOptions, 'https'>): void {
+export function validateSettings(settings: Required<Pick<ApiOptions, NumericSetting>> & Pick<ApiOptions, 'https' | 'alerts'>): void {
   const problems: string[] = [];
   const positive = ['maxWindowDays', 'maxRawReadings', 'maxBuckets', 'readyTimeoutMs', 'sseHeartbeatMs', 'expensiveRatePerMinute', 'requestTimeoutMs', 'connectionTimeoutMs'] as const;
   for (const name of positive) {
@@ -124,6 +131,10 @@ export function validateSettings(settings: Required<Pick<ApiOptions, NumericSett
     problems.push(`connectionTimeoutMs (${settings.connectionTimeoutMs}) must exceed twice sseHeartbeatMs (${settings.sseHeartbeatMs}), or live streams would be cut between heartbeats`);
   }
   if (settings.https && (!settings.https.key || !settings.https.cert)) problems.push('https needs both a key and a cert (PEM)');
+  for (const name of ['evaluateEveryMs', 'influxFactsEveryMs', 'rejectionsEveryMs'] as const) {
+    const value = settings.alerts ? settings.alerts[name] : undefined;
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) problems.push(`alerts.${name} must be a positive integer (ms); got ${String(value)}`);
+  }
   if (problems.length > 0) throw new FlowPilotError('ERR_CONFIG', `Invalid API options: ${problems.join('; ')}`);
 }
 

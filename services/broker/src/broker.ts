@@ -190,7 +190,7 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
   /** Completes a login: the client id and the will must fit it. */
   function admitLogin(client: Client, login: Login, done: (error: AuthenticateError | null, success: boolean | null) => void): void {
     if (!isClientIdAllowed(login, client.id)) {
-      log.warn({ clientId: client.id, login: login.id }, 'refused a login: a meter must connect with its own id as client id');
+      log.warn({ clientId: client.id, login: login.id }, login.role === 'meter' ? 'refused a login: a meter must connect with its own id as client id' : `refused a login: a ${login.role} login connects as "${login.id}" or "${login.id}:<name>"`);
       return done(authError('client id does not match the login', 5), false);
     }
     const will = willsAtConnect.get(client);
@@ -264,12 +264,13 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
       return callback(new Error(`not authorized to publish to ${packet.topic}`));
     }
 
-    if (client && login?.role === 'meter' && !throttled) {
+    // Meters and gateways (per connection) are held to the publish rate; FlowPilot's own services are not.
+    if (client && login && login.role !== 'service' && !throttled) {
       const payloadBytes = typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.byteLength;
       const waitMs = publishWaitMs(client, payloadBytes);
       if (waitMs > 0) {
         refuse('publish_rate');
-        logOnce(`rate:${client.id}`, 'warn', { clientId: client.id }, `a meter publishes faster than ${limits.publishesPerSec} messages or ${limits.publishBytesPerSec} bytes a second: its PUBACKs are slowed to that rate`);
+        logOnce(`rate:${client.id}`, 'warn', { clientId: client.id }, `a ${login.role} publishes faster than ${limits.publishesPerSec} messages or ${limits.publishBytesPerSec} bytes a second: its PUBACKs are slowed to that rate`);
         setTimeout(() => guardedAuthorize(client, packet, callback, true), waitMs).unref();
         return;
       }

@@ -1,4 +1,6 @@
 import type { MeterConfig, PilotConfig } from '@flowpilot/schema';
+import { isActive } from './conditions.ts';
+import type { Condition } from './conditions.ts';
 import { createLocalTime, parseClockTime } from './local-time.ts';
 import type { LocalTime } from './local-time.ts';
 import { hashString, unitHashStream } from './random.ts';
@@ -43,8 +45,16 @@ export interface Line {
   /** Flow at the night minimum (demand level 0) and at the daily peak (level 1), before noise. */
   qLowM3h: number;
   qHighM3h: number;
-  leak: { fromMs: number; flowM3h: number } | null;
+  /** Extra constant flows on the line, each over [fromMs, toMs); `alarm`: the meters flag `leak` meanwhile. */
+  leaks: readonly LineLeak[];
   members: readonly MeterConfig[];
+}
+
+export interface LineLeak {
+  fromMs: number;
+  toMs: number;
+  flowM3h: number;
+  alarm: boolean;
 }
 
 /** Relative amplitudes of the multiplicative noise: slow (20-min knots, smooth) and per step. */
@@ -70,7 +80,23 @@ export function pipeAreaM2(dnMm: number): number {
   return Math.PI * (dnMm / 2000) ** 2;
 }
 
-export function resolveLine(meter: MeterConfig, pilot: PilotConfig, leak: LeakOptions | null): Line {
+/**
+ * The flow of a played leak without a value: the line's night flow (so the night minimum
+ * doubles), and at least the meter's leak threshold (SPEC section 9: `alerts.meters.<id>.leakM3h`,
+ * else the meter's `leakM3h`), so the `leak` alert the leak is played for does fire.
+ */
+function defaultLeakM3h(meterId: string, pilot: PilotConfig, qLowM3h: number): number {
+  // `alerts` is optional in a PilotConfig written by hand (tests); the parsed file always has it.
+  const threshold = (pilot.alerts as PilotConfig['alerts'] | undefined)?.meters[meterId]?.leakM3h ?? pilot.meters.find((m) => m.id === meterId)?.leakM3h ?? 0;
+  return Math.max(qLowM3h, threshold);
+}
+
+/**
+ * The line of `meter`: who shares its water, its flow range, and its leaks: `leak` (a leak the
+ * meters flag themselves) and the played `leak` conditions of its meters (conditions.ts), which
+ * only the night flow reveals.
+ */
+export function resolveLine(meter: MeterConfig, pilot: PilotConfig, leak: LeakOptions | null, conditions: readonly Condition[] = []): Line {
   const id = lineIdOf(meter);
   const members = pilot.meters.filter((m) => m.id === id || (m.role === 'test' && m.reference === id));
   if (!members.some((m) => m.id === meter.id)) members.push(meter);
@@ -93,11 +119,15 @@ export function resolveLine(meter: MeterConfig, pilot: PilotConfig, leak: LeakOp
     qLowM3h = 0.15 * qHighM3h;
   }
 
-  let lineLeak: Line['leak'] = null;
+  const leaks: LineLeak[] = [];
   if (leak && (members.some((m) => m.id === leak.meterId) || (leak.site !== undefined && members.some((m) => m.site === leak.site)))) {
-    lineLeak = { fromMs: leak.fromMs, flowM3h: leak.flowM3h };
+    leaks.push({ fromMs: leak.fromMs, toMs: Infinity, flowM3h: leak.flowM3h, alarm: true });
   }
-  return { id, key: hashString(id), stepMs: stepSec * 1000, qLowM3h, qHighM3h, leak: lineLeak, members };
+  for (const condition of conditions) {
+    if (condition.kind !== 'leak' || !members.some((m) => m.id === condition.meterId)) continue;
+    leaks.push({ fromMs: condition.fromMs, toMs: condition.toMs, flowM3h: condition.value ?? defaultLeakM3h(condition.meterId, pilot, qLowM3h), alarm: false });
+  }
+  return { id, key: hashString(id), stepMs: stepSec * 1000, qLowM3h, qHighM3h, leaks, members };
 }
 
 function smoothstep(x: number): number {
@@ -138,6 +168,7 @@ export function demandLevel(hour: number, dayOfWeek: number, night: NightWindow)
 export interface LineFlow {
   /** Mean true flow over base step s, i.e. over [s·stepMs, (s+1)·stepMs), m³/h. */
   flowM3h(step: number): number;
+  /** Is a leak that the meters flag (`leak` alarm) on during base step s? */
   leakOn(step: number): boolean;
   readonly line: Line;
   readonly localTime: LocalTime;
@@ -168,21 +199,28 @@ export function createLineFlow(line: Line, pilot: PilotConfig, seed: number): Li
     return valueA + (valueB - valueA) * frac;
   }
 
-  function leakOn(step: number): boolean {
-    return line.leak !== null && (step + 0.5) * line.stepMs >= line.leak.fromMs;
+  /** The leaks' flow over base step s, judged at its middle. */
+  function leakM3h(step: number): number {
+    if (line.leaks.length === 0) return 0;
+    const midMs = (step + 0.5) * line.stepMs;
+    let sum = 0;
+    for (const leak of line.leaks) if (isActive(leak, midMs)) sum += leak.flowM3h;
+    return sum;
   }
 
   return {
     line,
     localTime,
-    leakOn,
+    leakOn(step) {
+      const midMs = (step + 0.5) * line.stepMs;
+      return line.leaks.some((leak) => leak.alarm && isActive(leak, midMs));
+    },
     flowM3h(step) {
       // Evaluated at the middle of the step: the mean of a smooth curve over a short step.
       const midMs = (step + 0.5) * line.stepMs;
       const level = demandLevel(localTime.hourOfDay(midMs), localTime.dayOfWeek(midMs), night);
       const noise = 1 + SMOOTH_NOISE * smoothNoise(midMs) + WHITE_NOISE * (2 * whiteDraw(step) - 1);
-      const leakM3h = line.leak !== null && leakOn(step) ? line.leak.flowM3h : 0;
-      return (line.qLowM3h + span * level) * noise + leakM3h;
+      return (line.qLowM3h + span * level) * noise + leakM3h(step);
     },
   };
 }

@@ -14,3 +14,5 @@ export {
 export type { ErrorModel, FaultOptions, MeterModel, ModelOptions, ModelOptionsInput } from './meter-model.ts';
 export { demandLevel, meterZones } from './demand.ts';
 export type { LeakOptions, Zones } from './demand.ts';
+export { CONDITION_KINDS, CONDITIONS_GRAMMAR_HINT, DEFAULT_LOW_BATTERY_PCT, demoConditions, formatConditions, parseConditions, placeConditions } from './conditions.ts';
+export type { Condition, ConditionKind, ConditionSpec } from './conditions.ts';

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parsePilotConfig, toWireReading, validateReadingPayload } from '@flowpilot/schema';
-import type { Reading } from '@flowpilot/schema';
+import type { PilotConfig, Reading } from '@flowpilot/schema';
 import { describe, expect, it } from 'vitest';
+import { parseConditions, placeConditions } from './conditions.ts';
 import { meterZones } from './demand.ts';
 import { createMeterModel, generateReadings } from './meter-model.ts';
 
@@ -211,5 +212,88 @@ describe('createMeterModel faults', () => {
 
   it('rejects fault probabilities outside [0, 1]', () => {
     expect(() => createMeterModel('ALM-PS3-REF', pilot, { faults: { dropoutProbability: 1.5 } })).toThrow(/dropoutProbability/);
+  });
+});
+
+describe('createMeterModel conditions (conditions.ts)', () => {
+  const START = FROM_MS + 12 * 3_600_000; // 17:00 in Almaty
+  const play = (text: string) => ({ conditions: placeConditions(parseConditions(text, pilot), START) });
+  const around = (meterId: string, options = {}) => generateReadings(meterId, pilot, START - 30 * MINUTE_MS, START + 60 * MINUTE_MS, options);
+
+  it('silent: no reading in the window, its seqs skipped; the rest as without it', () => {
+    const plain = around('ALM-DMA12-MON');
+    const silent = around('ALM-DMA12-MON', play('silent:ALM-DMA12-MON:5m@2m'));
+    const inWindow = (r: Reading) => r.tsMs >= START + 2 * MINUTE_MS && r.tsMs < START + 7 * MINUTE_MS;
+    expect(plain.filter(inWindow)).toHaveLength(5);
+    expect(silent).toEqual(plain.filter((r) => !inWindow(r)));
+    // The other meters of the pilot are not affected.
+    expect(around('ALM-PS3-REF', play('silent:ALM-DMA12-MON:5m@2m'))).toEqual(around('ALM-PS3-REF'));
+  });
+
+  it('empty_pipe: flow 0 with the alarm, the totalizer stopped; afterwards flow as before and the total short of the missed volume', () => {
+    const plain = around('ALM-PS7-DUT1');
+    const empty = around('ALM-PS7-DUT1', play('empty_pipe:ALM-PS7-DUT1:10m'));
+    const before = empty.filter((r) => r.tsMs < START);
+    const during = empty.filter((r) => r.tsMs >= START && r.tsMs < START + 10 * MINUTE_MS);
+    const after = empty.filter((r) => r.tsMs >= START + 10 * MINUTE_MS);
+    expect(before).toEqual(plain.slice(0, before.length));
+    expect(during).toHaveLength(10);
+    const lastTotal = (before.at(-1) as Reading).totalM3;
+    for (const r of during) expect([r.flowM3h, r.totalM3, r.alarms]).toEqual([0, lastTotal, ['empty_pipe']]);
+    const missedM3 = plain.filter((r) => r.tsMs >= START && r.tsMs < START + 10 * MINUTE_MS).reduce((sum, r) => sum + r.flowM3h / 60, 0);
+    expect(missedM3).toBeGreaterThan(1);
+    for (const r of after) {
+      const p = plain.find((x) => x.tsMs === r.tsMs) as Reading;
+      expect(r.flowM3h).toBe(p.flowM3h);
+      expect(r.alarms).toEqual([]);
+      expect(r.totalM3 - (p.totalM3 - missedM3)).toBeCloseTo(0, 3);
+    }
+    // Its reference keeps reading the water that flows.
+    expect(around('ALM-PS7-REF', play('empty_pipe:ALM-PS7-DUT1:10m'))).toEqual(around('ALM-PS7-REF'));
+  });
+
+  it('leak: a constant extra flow from a day back, so last night\'s flow shows it, without the meter\'s leak alarm', () => {
+    // The monitor meter with the leak threshold (SPEC section 9) given, or not.
+    const withThreshold = (leakM3h: number | undefined): PilotConfig => ({
+      ...pilot,
+      meters: pilot.meters.map((m) => {
+        if (m.id !== 'ALM-DMA12-MON') return m;
+        const { leakM3h: _given, ...rest } = m as typeof m & { leakM3h?: number };
+        return leakM3h === undefined ? rest : { ...rest, leakM3h };
+      }),
+    });
+    const noThreshold = withThreshold(undefined);
+    // A night window (02:00–04:00 local, 21:00–23:00 UTC) before START, inside the leak's day.
+    const nightFrom = FROM_MS - 3 * 3_600_000;
+    const nightTo = FROM_MS - 1 * 3_600_000;
+    const night = (p: PilotConfig, text?: string) => generateReadings('ALM-DMA12-MON', p, nightFrom + MINUTE_MS, nightTo + MINUTE_MS, text === undefined ? {} : { conditions: placeConditions(parseConditions(text, p), START) });
+    const plain = night(noThreshold);
+    const extra = (p: PilotConfig, text: string) => night(p, text).map((r, i) => r.flowM3h - (plain[i] as Reading).flowM3h);
+    // DN 100 at 1.5 m/s is 42.41 m³/h at the peak; the night flow is 15 % of it: 6.36 m³/h.
+    const nightFlowM3h = 0.15 * Math.PI * 0.05 ** 2 * 1.5 * 3600;
+    for (const d of extra(noThreshold, 'leak:ALM-DMA12-MON')) expect(d).toBeCloseTo(nightFlowM3h, 3);
+    for (const d of extra(noThreshold, 'leak:ALM-DMA12-MON=2.5')) expect(d).toBeCloseTo(2.5, 3);
+    expect(night(noThreshold, 'leak:ALM-DMA12-MON').some((r) => r.alarms.length > 0)).toBe(false);
+    // At least the meter's leak threshold, so the alert it is played for fires; an explicit flow wins.
+    for (const d of extra(withThreshold(20), 'leak:ALM-DMA12-MON')) expect(d).toBeCloseTo(20, 3);
+    for (const d of extra(withThreshold(20), 'leak:ALM-DMA12-MON=2.5')) expect(d).toBeCloseTo(2.5, 3);
+    // Before its start, nothing.
+    expect(generateReadings('ALM-DMA12-MON', pilot, START - 2 * DAY_MS, START - DAY_MS, play('leak:ALM-DMA12-MON'))).toEqual(generateReadings('ALM-DMA12-MON', pilot, START - 2 * DAY_MS, START - DAY_MS));
+  });
+
+  it('low_battery: the battery under 20 % with the meter\'s alarm, over its window only', () => {
+    const low = around('ALM-PS3-DUT2', play('low_battery:ALM-PS3-DUT2:30m'));
+    for (const r of low) {
+      const on = r.tsMs >= START && r.tsMs < START + 30 * MINUTE_MS;
+      expect(r.batteryPct! <= 15).toBe(on);
+      expect(r.alarms.includes('low_battery')).toBe(on);
+    }
+    expect(around('ALM-PS3-DUT2', play('low_battery:ALM-PS3-DUT2=7.5')).filter((r) => r.tsMs >= START).map((r) => r.batteryPct)).toEqual(Array(60).fill(7.5));
+  });
+
+  it('is deterministic: the same conditions from the same start give the same readings', () => {
+    const text = 'silent:ALM-PS3-REF:3m,empty_pipe:ALM-PS3-DUT1:7m@5m,leak:ALM-PS3-DUT1=3,low_battery:ALM-PS3-DUT1@20m';
+    expect(around('ALM-PS3-DUT1', play(text))).toEqual(around('ALM-PS3-DUT1', play(text)));
+    expect(around('ALM-PS3-REF', play(text))).toEqual(around('ALM-PS3-REF', play(text)));
   });
 });

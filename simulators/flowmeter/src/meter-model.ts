@@ -1,4 +1,6 @@
 import type { AlarmName, MeterConfig, PilotConfig, Reading } from '@flowpilot/schema';
+import { CONDITION_KINDS, DEFAULT_LOW_BATTERY_PCT, isActive } from './conditions.ts';
+import type { Condition } from './conditions.ts';
 import { createLineFlow, meterZones, pipeAreaM2, resolveLine } from './demand.ts';
 import type { LeakOptions, LineFlow, Zones } from './demand.ts';
 import { hashString, signedHash, unitHash, unitHashStream } from './random.ts';
@@ -61,6 +63,8 @@ export interface ModelOptions {
   errorModelByMeter: Record<string, Partial<ErrorModel>>;
   faults: FaultOptions;
   leak: LeakOptions | null;
+  /** Conditions played on the meters (conditions.ts), placed in time. */
+  conditions: readonly Condition[];
   totalsAnchorMs: number;
 }
 
@@ -70,6 +74,7 @@ export const DEFAULT_MODEL_OPTIONS: Readonly<ModelOptions> = Object.freeze({
   errorModelByMeter: {},
   faults: DEFAULT_FAULT_OPTIONS,
   leak: null,
+  conditions: [],
   totalsAnchorMs: DEFAULT_TOTALS_ANCHOR_MS,
 });
 
@@ -79,6 +84,7 @@ export interface ModelOptionsInput {
   errorModelByMeter?: Record<string, Partial<ErrorModel>>;
   faults?: Partial<FaultOptions>;
   leak?: LeakOptions | null;
+  conditions?: readonly Condition[];
   totalsAnchorMs?: number;
 }
 
@@ -89,6 +95,7 @@ export function resolveModelOptions(input: ModelOptionsInput = {}): ModelOptions
     errorModelByMeter: { ...input.errorModelByMeter },
     faults: { ...DEFAULT_FAULT_OPTIONS, ...input.faults },
     leak: input.leak ?? null,
+    conditions: [...(input.conditions ?? [])],
     totalsAnchorMs: input.totalsAnchorMs ?? DEFAULT_TOTALS_ANCHOR_MS,
   };
   const problems: string[] = [];
@@ -101,6 +108,11 @@ export function resolveModelOptions(input: ModelOptionsInput = {}): ModelOptions
     problems.push(`faults.offlineIntervals must be a whole number ≥ 1, got ${options.faults.offlineIntervals}`);
   }
   if (!Number.isFinite(options.errorModel.lowerPct) || !Number.isFinite(options.errorModel.upperPct)) problems.push('errorModel must hold finite numbers');
+  for (const [i, c] of options.conditions.entries()) {
+    if (!(CONDITION_KINDS as readonly string[]).includes(c.kind)) problems.push(`conditions[${i}].kind must be one of ${CONDITION_KINDS.join(', ')}, got ${c.kind}`);
+    if (!(Number.isFinite(c.fromMs) && c.toMs > c.fromMs)) problems.push(`conditions[${i}] must start at a finite time before it ends`);
+    if (c.value !== null && !Number.isFinite(c.value)) problems.push(`conditions[${i}].value must be a finite number or null`);
+  }
   if (problems.length > 0) throw new RangeError(`invalid simulator model options: ${problems.join('; ')}`);
   return options;
 }
@@ -144,6 +156,7 @@ export interface MeterModel {
   seqOf(k: number): number;
   /** The reading the meter produces at boundary k, whatever happens to it afterwards. */
   reading(k: number): Reading;
+  /** Is the reading of boundary k lost (a dropout, or a `silent` condition)? */
   isDropped(k: number): boolean;
   isDuplicated(k: number): boolean;
   /** Is the meter offline (storing, not sending) at boundary k? */
@@ -164,7 +177,13 @@ export function createMeterModel(meterOrId: MeterConfig | string, pilot: PilotCo
   const siteKey = hashString(meter.site);
   const intervalMs = meter.intervalSec * 1000;
 
-  const line = resolveLine(meter, pilot, options.leak);
+  const line = resolveLine(meter, pilot, options.leak, options.conditions);
+  // This meter's own conditions (a leak is the line's: resolveLine took it).
+  const own = (kind: Condition['kind']): Condition[] => options.conditions.filter((c) => c.kind === kind && c.meterId === meter.id);
+  const silences = own('silent');
+  const emptyPipes = own('empty_pipe');
+  const lowBatteries = own('low_battery');
+  const activeIn = (list: readonly Condition[], tsMs: number): Condition | undefined => (list.length === 0 ? undefined : list.find((c) => isActive(c, tsMs)));
   const flow: LineFlow = createLineFlow(line, pilot, seed);
   const stepsPerInterval = intervalMs / line.stepMs;
   const referenceKey = line.key; // the line is keyed by its reference's id
@@ -182,6 +201,8 @@ export function createMeterModel(meterOrId: MeterConfig | string, pilot: PilotCo
    * averages out).
    */
   function intervalVolumeM3(k: number): number {
+    // An empty pipe: the meter sees no water, its totalizer stops.
+    if (activeIn(emptyPipes, k * intervalMs)) return 0;
     const firstStep = (k - 1) * stepsPerInterval;
     const stepHours = line.stepMs / 3_600_000;
     let trueM3 = 0;
@@ -277,7 +298,9 @@ export function createMeterModel(meterOrId: MeterConfig | string, pilot: PilotCo
       const lastStep = k * stepsPerInterval - 1;
 
       const batteryAgeMs = (((tsMs + batteryPhaseMs) % batteryLifeMs) + batteryLifeMs) % batteryLifeMs;
-      const batteryPct = 100 - (95 * batteryAgeMs) / batteryLifeMs;
+      const lowBattery = activeIn(lowBatteries, tsMs);
+      const naturalPct = 100 - (95 * batteryAgeMs) / batteryLifeMs;
+      const batteryPct = lowBattery ? Math.min(naturalPct, lowBattery.value ?? DEFAULT_LOW_BATTERY_PCT) : naturalPct;
       // Pressure falls with demand (friction losses grow with the square of the flow).
       const load = Math.min(1.2, flowM3h / line.qHighM3h);
       const pressureBar = pressureBaseBar * (1 - 0.18 * load * load) + 0.02 * signedHash(seed, key, TAG_PRESSURE, k);
@@ -289,6 +312,8 @@ export function createMeterModel(meterOrId: MeterConfig | string, pilot: PilotCo
       const rssiDbm = rssiBaseDbm + 3 * signedHash(seed, key, TAG_RSSI, k);
 
       const alarms: AlarmName[] = [];
+      // In the order of SPEC section 1's list.
+      if (activeIn(emptyPipes, tsMs)) alarms.push('empty_pipe');
       if (flow.leakOn(lastStep)) alarms.push('leak');
       if (batteryPct < LOW_BATTERY_PCT) alarms.push('low_battery');
 
@@ -308,7 +333,8 @@ export function createMeterModel(meterOrId: MeterConfig | string, pilot: PilotCo
       if (areaM2 !== null) reading.velocityMps = round(flowM3h / areaM2 / 3600, 3);
       return reading;
     },
-    isDropped: (k) => faults.dropoutProbability > 0 && unitHash(seed, key, TAG_DROP, k) < faults.dropoutProbability,
+    // A silent meter's readings are lost as dropped ones are: never sent, their seq skipped.
+    isDropped: (k) => activeIn(silences, k * intervalMs) !== undefined || (faults.dropoutProbability > 0 && unitHash(seed, key, TAG_DROP, k) < faults.dropoutProbability),
     isDuplicated: (k) => faults.duplicateProbability > 0 && unitHash(seed, key, TAG_DUP, k) < faults.duplicateProbability,
     isOffline(k) {
       if (faults.offlineProbabilityPerDay <= 0) return false;

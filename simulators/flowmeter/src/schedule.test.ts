@@ -1,5 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { parsePilotConfig } from '@flowpilot/schema';
 import type { Reading } from '@flowpilot/schema';
 import { describe, expect, it } from 'vitest';
+import { parseConditions, placeConditions } from './conditions.ts';
+import { createMeterModel } from './meter-model.ts';
 import { createMeterSchedule, createTimeline, planStart } from './schedule.ts';
 import type { MeterStep, ScheduledModel } from './schedule.ts';
 
@@ -135,5 +139,22 @@ describe('createMeterSchedule', () => {
     // offline status (the condition looks at the boundary before, not at the store alone).
     expect(show(schedule.takeDue(T0 + 5 * MIN))).toEqual([]);
     expect(show(schedule.takeDue(T0 + 6 * MIN))).toEqual(['on@6', 'a:5', 'r:6']);
+  });
+});
+
+describe('createMeterSchedule with conditions played on the model', () => {
+  it('a silent meter sends nothing in its window, live or in the backfill, and says nothing of being offline', () => {
+    const pilot = parsePilotConfig(readFileSync(new URL('../../../examples/pilot.yaml', import.meta.url), 'utf8'));
+    const conditions = placeConditions(parseConditions('silent:ALM-DMA12-MON:3m@2m', pilot), T0);
+    const model = createMeterModel('ALM-DMA12-MON', pilot, { conditions });
+    const schedule = createMeterSchedule(model, 1000);
+    schedule.start(planStart(1, 0, T0 - 1));
+    // Steps as in show(), with seqs counted from boundary 0's.
+    const seq0 = model.seqOf(T0 / MIN);
+    const steps = (list: MeterStep[] | null) => list?.map((step) => (step.kind === 'readings' ? `r:${step.readings.map((r) => r.seq - seq0).join(',')}` : step.kind));
+    const sent = [0, 1, 2, 3, 4, 5, 6].map((k) => steps(schedule.takeDue(T0 + k * MIN)));
+    // Boundaries 2, 3 and 4 fall in [T0 + 2 min, T0 + 5 min).
+    expect(sent).toEqual([['r:0'], ['r:1'], [], [], [], ['r:5'], ['r:6']]);
+    expect([...schedule.backfill(T0, T0 + 6 * MIN)].flat().map((r) => r.seq - seq0)).toEqual([0, 1, 5, 6]);
   });
 });

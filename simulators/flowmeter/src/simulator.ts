@@ -1,6 +1,8 @@
 import { TIMED_OUT, withTimeout } from '@flowpilot/async';
 import { isSimulated, MAX_BATCH_READINGS } from '@flowpilot/schema';
 import type { PilotConfig, Reading } from '@flowpilot/schema';
+import { formatConditions, placeConditions } from './conditions.ts';
+import type { ConditionSpec } from './conditions.ts';
 import type { LeakOptions } from './demand.ts';
 import { createMeterModel, resolveModelOptions } from './meter-model.ts';
 import type { ErrorModel, FaultOptions } from './meter-model.ts';
@@ -34,6 +36,10 @@ import type { MeterSchedule, MeterStep, Timeline } from './schedule.ts';
  * a stretch: the simulator publishes the retained `{"online": false}` the broker would publish
  * from the last will once the keepalive lapsed, and `{"online": true}` on return.
  *
+ * Conditions (conditions.ts, off unless asked for) are played from the simulator's creation
+ * on: a silent meter sends nothing, an empty pipe reads 0 with its alarm, a leak adds flow on
+ * its pipe, a low battery reports it; each over its window, in the history as in live readings.
+ *
  * Three parts: schedule.ts decides what is due when (pure, time passed in), mqtt-link.ts is each
  * meter's connection, and this file runs the timers between them and shuts down. Every time it
  * reads comes from the injected clock.
@@ -64,6 +70,8 @@ export interface SimulatorOptions {
   errorModel?: Partial<ErrorModel>;
   errorModelByMeter?: Record<string, Partial<ErrorModel>>;
   leak?: LeakOptions | null;
+  /** Conditions to play (conditions.ts), their times relative to the simulator's creation. */
+  conditions?: readonly ConditionSpec[];
   /** Readings per backfill array, ≤ 1000 (SPEC section 1). */
   batchSize?: number;
   /** Unacknowledged publishes per meter before the next waits for a PUBACK. */
@@ -132,6 +140,10 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   if (unknown.length > 0) problems.push(`meters not in the pilot file: ${unknown.join(', ')}`);
   const real = (options.meters ?? []).filter((id) => pilot.meters.some((m) => m.id === id && !isSimulated(m)));
   if (real.length > 0) problems.push(`meters without simulate: true in the pilot file (SPEC section 3): ${real.join(', ')}`);
+  const conditions = options.conditions ?? [];
+  const playable = new Set(pilot.meters.filter((m) => isSimulated(m) && (options.meters?.includes(m.id) ?? true)).map((m) => m.id));
+  const unplayable = [...new Set(conditions.map((c) => c.meterId).filter((id) => !playable.has(id)))];
+  if (unplayable.length > 0) problems.push(`conditions on meters it does not simulate: ${unplayable.join(', ')}`);
   if (problems.length > 0) throw new RangeError(`invalid simulator options: ${problems.join('; ')}`);
 
   const modelOptions = resolveModelOptions({
@@ -140,6 +152,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     errorModelByMeter: options.errorModelByMeter,
     faults: options.faults,
     leak: options.leak ?? null,
+    conditions: placeConditions(conditions, clock.now()),
   });
   const selected = pilot.meters.filter((m) => isSimulated(m) && (options.meters?.includes(m.id) ?? true));
   const meters: SimulatedMeter[] = selected.map((meter) => ({
@@ -230,6 +243,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         return;
       }
       log.info({ meters: meters.length, url: mqttUrl, speed, backfillMs }, 'connecting simulated meters');
+      if (conditions.length > 0) log.info({ play: formatConditions(conditions) }, 'playing conditions (from now; negative starts are in the history)');
       await Promise.all(meters.map((meter) => meter.link.connect()));
       const plan = planStart(speed, backfillMs, clock.now());
       const line = createTimeline(plan);

@@ -30,6 +30,7 @@ export async function registerOpenApi(app: FastifyInstance, settings: ApiSetting
         { name: 'live', description: 'Readings as they arrive' },
         { name: 'metrics', description: 'SPEC section 4 performance metrics and OIML R49 accuracy' },
         { name: 'reports', description: 'The evaluator\'s exports (CSV, PDF)' },
+        { name: 'alerts', description: 'Alerts of SPEC section 9: stale, offline, leak, alarm, low_battery, totalizer, rejected, store_lag, influx_down' },
         { name: 'access', description: 'Signing in to the dashboard with an API token (SPEC section 8)' },
         { name: 'dead letters', description: 'Messages the broker rejected, and their replay (admin)' },
       ],

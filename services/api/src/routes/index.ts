@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from '../context.ts';
+import { alertRoutes } from './alerts.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { deadLetterRoutes } from './deadletters.ts';
 import { errorCurveRoutes } from './error-curve.ts';
@@ -28,6 +29,7 @@ export const ROUTES: ReadonlyArray<FastifyPluginAsync<ApiContext>> = [
   errorCurveRoutes,
   intervalsRoutes,
   reportRoutes,
+  alertRoutes,
   deadLetterRoutes,
   sessionRoutes,
   prometheusRoutes,

@@ -28,8 +28,12 @@ function run(args: string[]): Promise<string> {
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(out))));
   });
 }
-await run(['credentials', 'add', 'M1', '--password', 'pw1']);
-await run(['credentials', 'add', 'M2', '--password', 'pw2']);
+// Passwords from files: `credentials add` takes none on the command line (SPEC section 8).
+for (const [id, password] of [['M1', 'pw1'], ['M2', 'pw2']] as const) {
+  const file = join(dataDir, `${id}.secret`);
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  await run(['credentials', 'add', id, '--password-file', file]);
+}
 const broker = spawn(process.execPath, [cli, 'broker', '--no-ingest'], { env, stdio: 'ignore' });
 await waitForPort(port, 30_000);
 await new Promise((r) => setTimeout(r, 1000));

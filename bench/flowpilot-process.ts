@@ -47,7 +47,7 @@ export interface FlowPilotEnv {
 
 const profiling = process.env.BENCH_PROFILE === '1';
 
-function spawnCli(command: 'broker' | 'api', name: string, env: Record<string, string>): ChildProcess {
+function spawnCli(command: 'broker' | 'api' | 'gateway', name: string, env: Record<string, string>, args: readonly string[] = []): ChildProcess {
   const nodeArgs: string[] = [];
   if (profiling) {
     // One directory per child: Node writes a profile per thread (tsx's loader runs in a worker),
@@ -56,7 +56,7 @@ function spawnCli(command: 'broker' | 'api', name: string, env: Record<string, s
     mkdirSync(dir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
   }
-  const child = spawn(process.execPath, [...nodeArgs, CLI, command], {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, command, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, FLOWPILOT_LOG_LEVEL: process.env.BENCH_CHILD_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -99,6 +99,11 @@ function wrap(name: string, child: ChildProcess, dataDir: string): FlowPilotProc
 }
 
 /** `flowpilot broker` (with its ingest) on a free port, its data in a fresh temp dir. */
+/** `flowpilot gateway --config F` as a child, with the same output tail, RSS sampling and stop as the broker and the API. */
+export function startGatewayCliProcess(name: string, configFile: string, dataDir: string): FlowPilotProcess {
+  return wrap(name, spawnCli('gateway', name, {}, ['--config', configFile]), dataDir);
+}
+
 export async function startBrokerProcess(name: string, env: FlowPilotEnv): Promise<BrokerProcess> {
   const dataDir = makeTempDir('broker');
   const mqttPort = await freePort();

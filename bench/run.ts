@@ -8,6 +8,7 @@ import { PROFILES_DIR } from './flowpilot-process.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import { measureAedesCeiling, measureInfluxCeiling } from './ceilings.ts';
 import { envNumber, installSignalHandlers, log, makeTempDir, onTeardown, readInfluxdPid, RESULTS_DIR, teardownAll } from './harness.ts';
+import { benchGateway, gatewayRows, type GatewayBenchResult } from './gateway-bench.ts';
 import { benchInflux, dropDatabase } from './influx-checks.ts';
 import { describeMachine } from './machine.ts';
 import {
@@ -29,13 +30,13 @@ import { buildRows, formatMarkdown, formatTable, type BenchResults } from './rep
  * bench-results/latest.json (and latest.md, the table for docs/BENCHMARKS.md).
  *
  *   npx tsx bench/run.ts                    everything (about 9 minutes on 2 cores)
- *   npx tsx bench/run.ts --only api         one or more sections: ceilings, backfill, single, latency, memory, api
+ *   npx tsx bench/run.ts --only api         one or more sections: ceilings, backfill, single, latency, memory, api, gateway
  *
  * Durations and sizes come from BENCH_* variables (docs/BENCHMARKS.md lists them) so a quick
  * run can shrink them; the defaults are the issue's.
  */
 
-const SECTIONS = ['ceilings', 'backfill', 'single', 'latency', 'memory', 'api'] as const;
+const SECTIONS = ['ceilings', 'backfill', 'single', 'latency', 'memory', 'api', 'gateway'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const CONFIG = {
@@ -59,6 +60,11 @@ const CONFIG = {
   steadyRate: envNumber('BENCH_STEADY_RATE', 1_000),
   steadySec: envNumber('BENCH_STEADY_SEC', 180),
   steadySampleSec: envNumber('BENCH_STEADY_SAMPLE_SEC', 10),
+  gatewayDevices: envNumber('BENCH_GATEWAY_DEVICES', 50),
+  gatewayServers: envNumber('BENCH_GATEWAY_SERVERS', 1),
+  gatewaySec: envNumber('BENCH_GATEWAY_SEC', 60),
+  gatewayProbeMeters: envNumber('BENCH_GATEWAY_PROBES', 10),
+  gatewayPollMs: envNumber('BENCH_GATEWAY_POLL_MS', 50),
 };
 
 function parseSections(argv: string[]): Section[] {
@@ -74,7 +80,7 @@ async function main(): Promise<void> {
   installSignalHandlers();
   const sections = parseSections(process.argv.slice(2));
   const started = Date.now();
-  const results: BenchResults = {
+  const results: BenchResults & { gateway?: GatewayBenchResult } = {
     startedAt: new Date(started).toISOString(),
     sections,
     machine: describeMachine(),
@@ -92,7 +98,7 @@ async function main(): Promise<void> {
   const influxd = await startLocalInflux({ dataDir: influxDir });
   onTeardown('stop influxd', () => influxd.stop());
   log(`influxd on ${influxd.url}`);
-  const { pilotFile, meterIds } = writeBenchPilot(Math.max(CONFIG.meters, CONFIG.apiMeters, CONFIG.backfillClients));
+  const { pilotFile, meterIds } = writeBenchPilot(Math.max(CONFIG.meters, CONFIG.apiMeters, CONFIG.backfillClients, CONFIG.gatewayDevices));
   const world: BenchWorld = { influxUrl: influxd.url, pilotFile, meterIds, peaks: results.memory.peaks, influxdPid: readInfluxdPid(influxDir) };
 
   // One failed section is reported and the run goes on: the other figures still mean something.
@@ -167,12 +173,25 @@ async function main(): Promise<void> {
     });
   });
 
+  await run('gateway', async () => {
+    results.gateway = await benchGateway(world, {
+      devices: CONFIG.gatewayDevices,
+      servers: CONFIG.gatewayServers,
+      durationMs: CONFIG.gatewaySec * 1000,
+      probeMeters: CONFIG.gatewayProbeMeters,
+      pollIntervalMs: CONFIG.gatewayPollMs,
+    });
+  });
+
   results.finishedAt = new Date().toISOString();
   results.durationSec = Math.round((Date.now() - started) / 1000);
   results.loadAverageAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
   const { rows, targets } = buildRows(results);
   // The API's targets (its concurrent p95 beside the issue's 1 s) sit on the API's own rows.
   targets.push(...addApiTargets(rows, results.api));
+  const gateway = gatewayRows(results.gateway);
+  rows.push(...gateway.rows);
+  targets.push(...gateway.targets);
   results.targets = targets;
 
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -198,7 +217,7 @@ async function main(): Promise<void> {
     console.log('\nCPU profiles of the FlowPilot children (one per thread) and their summaries (.txt): bench-results/profiles/');
   }
   console.log(`\nWritten: bench-results/${stem}.json, bench-results/${stem}.md`);
-  const lost = [results.single, results.backfill, results.latency, results.steady].some((r) => r && r.check.lost > 0);
+  const lost = [results.single, results.backfill, results.latency, results.steady].some((r) => r && r.check.lost > 0) || (results.gateway?.lost ?? 0) > 0;
   process.exitCode = results.errors.length > 0 || lost ? 1 : 0;
 }
 

@@ -138,6 +138,26 @@ describe('alerts end to end through the broker, one rule at a time (SPEC section
     expect(rulesTold(world)).toEqual(['offline/OFF-1']);
   });
 
+  it('offline: a meter whose clock runs ahead and whose connection dies right after a reading fires it too', async () => {
+    // Within SPEC section 1's 5 minutes: its readings' ts are later than the will, which has no ts and is timed on receipt.
+    const aheadMs = 60_000;
+    const world = await startAlertsWorld({ influx: await createTestInflux(), pilotFile: pilotFile(['{ id: OFF-2, site: S, role: monitor, intervalSec: 60 }']) });
+    const will = { topic: 'meters/OFF-2/status', payload: Buffer.from('{"online":false}'), qos: 1 as const, retain: true };
+    const meter = await world.meter('OFF-2', { will });
+    await meter.publishAsync('meters/OFF-2/status', JSON.stringify({ online: true, ts: new Date(Date.now() + aheadMs).toISOString() }), { qos: 1, retain: true });
+    await publishReadings(meter, 'OFF-2', wireReading('OFF-2', 1, Date.now() + aheadMs));
+    await eventually(() => world.feed().state('OFF-2')?.lastReading?.seq, (seq) => seq === 1, 10_000, 'the API to see OFF-2\'s reading');
+
+    meter.stream.destroy();
+    const { alert } = await expectFired(world, 'offline', 'OFF-2');
+    expect(alert.meterId).toBe('OFF-2');
+
+    // Back with a reading (no status): received after the will, so online again.
+    const back = await world.meter('OFF-2', { will });
+    await publishReadings(back, 'OFF-2', wireReading('OFF-2', 2, Date.now() + aheadMs));
+    await eventually(() => world.alerts(), (list) => of(list, 'offline', 'OFF-2')[0]?.state === 'resolved', 10_000, 'the offline alert of OFF-2 resolved in the API');
+  });
+
   it('leak: a backfilled night whose mean flow exceeds leakM3h fires it; a quiet night after it resolves it', async () => {
     const intervalSec = 600;
     const world = await startAlertsWorld({

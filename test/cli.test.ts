@@ -1,12 +1,15 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openCredentialsStore } from '@flowpilot/broker';
 import { startAckedPublishers } from './helpers/acked-publisher.ts';
 import { createTestInflux } from './helpers/influx.ts';
 import { storedPairs } from './helpers/pipeline.ts';
 import { eventually } from './helpers/wait.ts';
-import { runFlowpilot, simulatorLogin, startService, writePilotFile } from './helpers/processes.ts';
+import { runFlowpilot, simulatorLogin, startService, writePilotFile, type CommandOutcome } from './helpers/processes.ts';
 import { freePort, waitForPort } from './helpers/ports.ts';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -21,6 +24,21 @@ function tempDir(): string {
 }
 
 const flowpilot = runFlowpilot;
+const CLI = fileURLToPath(new URL('../apps/flowpilot/bin/flowpilot.js', import.meta.url));
+
+/** `flowpilot <args>` with `input` piped into its stdin. */
+function flowpilotWithInput(args: string[], env: Record<string, string>, input: string): Promise<CommandOutcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
 
 describe('flowpilot check', () => {
   it('accepts the example pilot', async () => {
@@ -52,6 +70,28 @@ describe('flowpilot credentials and deadletters', () => {
     const list = await flowpilot(['credentials', 'list'], { FLOWPILOT_DATA_DIR: dataDir });
     expect(list.stdout.trim()).toBe('ALM-PS3-DUT1\tmeter');
     expect(list.stdout).not.toContain(password!);
+    const json = await flowpilot(['credentials', 'list', '--json'], { FLOWPILOT_DATA_DIR: dataDir });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual([{ id: 'ALM-PS3-DUT1', role: 'meter' }]);
+  });
+
+  it('takes a password from a file or from stdin, never from the command line, and prints none', async () => {
+    const dataDir = tempDir();
+    const env = { FLOWPILOT_DATA_DIR: dataDir };
+    const file = join(dataDir, 'svc.secret');
+    writeFileSync(file, 'from-a-file-0123456789\n', { mode: 0o600 });
+    const fromFile = await flowpilot(['credentials', 'add', 'svc', '--role', 'service', '--password-file', file], env);
+    expect(fromFile).toMatchObject({ code: 0, stdout: 'Created service login "svc".\n' });
+    const fromStdin = await flowpilotWithInput(['credentials', 'add', 'M1', '--password-stdin'], env, 'from-stdin-0123456789\nnot this line\n');
+    expect(fromStdin).toMatchObject({ code: 0, stdout: 'Created meter login "M1".\n' });
+
+    const store = openCredentialsStore(join(dataDir, 'credentials.json'));
+    expect(await store.verify('svc', 'from-a-file-0123456789')).toEqual({ id: 'svc', role: 'service' });
+    expect(await store.verify('M1', 'from-stdin-0123456789')).toEqual({ id: 'M1', role: 'meter' });
+
+    const empty = await flowpilotWithInput(['credentials', 'add', 'M2', '--password-stdin'], env, '');
+    expect(empty.code).toBe(2);
+    expect(empty.stderr.trim()).toBe('flowpilot: --password-stdin: stdin gave an empty line or nothing (see flowpilot credentials add --help)');
   });
 
   it('replays the dead letters of a meter that was unknown once it is in the pilot file', async () => {
@@ -77,6 +117,10 @@ describe('flowpilot credentials and deadletters', () => {
     const listed = await flowpilot(['deadletters', 'list', '--code', 'ERR_METER_UNKNOWN'], env);
     expect(listed.stdout).toContain('Rejected, by reason: {"ERR_METER_UNKNOWN":20}');
     expect(listed.stdout).toContain('meter "NEWCOMER" is not in the pilot file');
+    const json = JSON.parse((await flowpilot(['deadletters', 'list', '--limit', '5', '--json'], env)).stdout) as { rejectedByCode: unknown; deadLetters: { topic: string; code: string }[] };
+    expect(json.rejectedByCode).toEqual({ ERR_METER_UNKNOWN: 20 });
+    expect(json.deadLetters).toHaveLength(5);
+    expect(json.deadLetters[0]).toMatchObject({ topic: 'meters/NEWCOMER/readings', code: 'ERR_METER_UNKNOWN' });
 
     writePilotFile(dataDir, ['KNOWN', 'NEWCOMER']);
     const replayed = await flowpilot(['deadletters', 'replay'], env);

@@ -109,6 +109,8 @@ interface ModbusDeviceBase {
   readonly parity: 'none' | 'even' | 'odd';
   /** The pymodbus version serving. */
   readonly pymodbusVersion: string;
+  /** The process id of the pymodbus server (for a bench's CPU share). */
+  readonly pid: number;
   /** Every report so far, oldest first. */
   played(): HeldValues[];
   /**
@@ -360,6 +362,7 @@ export async function startModbusDevice(options: ModbusDeviceOptions): Promise<M
     baudRate,
     parity,
     pymodbusVersion: String(server.listening.pymodbus),
+    pid: server.child.pid as number,
     played: () => [...server.played],
     corrupted: () => [...server.corrupted],
     log: server.log,

@@ -49,26 +49,35 @@ const defaultIo: AlertsCommandIo = {
   writeFile: (path, text) => writeFileSync(path, text, 'utf8'),
 };
 
-/** `flowpilot alerts …`; misuse throws FlowPilotError('ERR_USAGE') with the usage (exit code 2). */
-export async function runAlertsCommand(args: readonly string[], io: Partial<AlertsCommandIo> = {}): Promise<void> {
+/**
+ * `flowpilot alerts prometheus-rules [--out F]`: prints the rules file, or writes it to `out`.
+ * The command line parses with commander (cli/program.ts) and calls this.
+ */
+export async function runPrometheusRules(options: { out?: string }, io: Partial<AlertsCommandIo> = {}): Promise<void> {
   const { loadPilot: load, print, writeFile } = { ...defaultIo, ...io };
-  const [action, ...rest] = args;
-  if (action !== 'prometheus-rules') throw usage(action === undefined ? undefined : `unknown alerts command "${action.slice(0, 60)}"`);
-  const { values, positionals } = parse(rest, { out: { type: 'string' } });
-  if (positionals.length > 0) throw usage(`unexpected argument "${String(positionals[0]).slice(0, 60)}"`);
-  if (values.out === '') throw usage('--out needs a file name');
+  const { out } = options;
+  if (out === '') throw usage('--out needs a file name');
   const pilot = load();
   const text = prometheusRules(pilot);
-  if (typeof values.out !== 'string') {
+  if (out === undefined) {
     print(text.trimEnd());
     return;
   }
   try {
-    writeFile(values.out, text);
+    writeFile(out, text);
   } catch (error) {
-    throw new FlowPilotError('ERR_CONFIG', `--out ${values.out} cannot be written (${(error as NodeJS.ErrnoException).code ?? 'error'}): choose a writable path`, { cause: error });
+    throw new FlowPilotError('ERR_CONFIG', `--out ${out} cannot be written (${(error as NodeJS.ErrnoException).code ?? 'error'}): choose a writable path`, { cause: error });
   }
-  print(`Wrote ${values.out}: ${countRules(pilot)} Prometheus alerting rules for pilot "${pilot.pilot.id}" (check it with: promtool check rules ${values.out}).`);
+  print(`Wrote ${out}: ${countRules(pilot)} Prometheus alerting rules for pilot "${pilot.pilot.id}" (check it with: promtool check rules ${out}).`);
+}
+
+/** `alerts …` from an argument list (for scripts and tests); misuse throws FlowPilotError('ERR_USAGE') with the usage (exit code 2). */
+export async function runAlertsCommand(args: readonly string[], io: Partial<AlertsCommandIo> = {}): Promise<void> {
+  const [action, ...rest] = args;
+  if (action !== 'prometheus-rules') throw usage(action === undefined ? undefined : `unknown alerts command "${action.slice(0, 60)}"`);
+  const { values, positionals } = parse(rest, { out: { type: 'string' } });
+  if (positionals.length > 0) throw usage(`unexpected argument "${String(positionals[0]).slice(0, 60)}"`);
+  await runPrometheusRules(typeof values.out === 'string' ? { out: values.out } : {}, io);
 }
 
 /** One alerting rule of a Prometheus rules file. */

@@ -7,7 +7,7 @@ import { createServiceSet } from './service-set.ts';
 /**
  * `flowpilot gateway` (SPEC section 10): the Modbus field gateway on the host beside the meters.
  *
- *   gateway [--config gateway.yaml]              poll, keep the outbox, publish, until SIGINT/SIGTERM
+ *   gateway [run] [--config gateway.yaml]        poll, keep the outbox, publish, until SIGINT/SIGTERM
  *   gateway probe --config F --meter ID          read one device once and print what it decoded
  *   gateway check [F]                            validate a gateway file (services/gateway check-command.ts)
  *
@@ -17,7 +17,7 @@ import { createServiceSet } from './service-set.ts';
  * serial-port libraries.
  */
 
-export const GATEWAY_USAGE = 'usage: flowpilot gateway [--config gateway.yaml] | gateway probe [--config F] --meter ID | gateway check [gateway.yaml]';
+export const GATEWAY_USAGE = 'usage: flowpilot gateway [run] [--config gateway.yaml] | gateway probe [--config F] --meter ID | gateway check [gateway.yaml]';
 
 const DEFAULT_CONFIG_FILE = 'gateway.yaml';
 
@@ -42,26 +42,39 @@ function configPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
   return flag ?? (env.FLOWPILOT_GATEWAY_CONFIG?.trim() || DEFAULT_CONFIG_FILE);
 }
 
+/**
+ * `gateway [run] | probe | check` from an argument list (for scripts and tests). The flowpilot
+ * command line parses with commander (cli/program.ts) and calls the functions below.
+ */
 export async function runGatewayCommand(args: string[], context: GatewayCommandContext = { env: process.env, print: (line) => console.log(line) }): Promise<void> {
   const [first, ...rest] = args;
-  if (first === 'check') return check(rest, context);
-  if (first === 'probe') return probe(rest, context);
-  return run(args, context);
+  if (first === 'check') {
+    const { runGatewayCheck } = await import('@flowpilot/gateway');
+    return runGatewayCheck(rest.length > 0 ? rest : [configPath(undefined, context.env)], context.print);
+  }
+  if (first === 'probe') {
+    const { values, positionals } = flags(rest, { config: { type: 'string' }, meter: { type: 'string' } });
+    if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
+    if (values.meter === undefined) throw usageError('gateway probe needs --meter with the id of a device in the gateway file');
+    return probeGateway({ meter: values.meter, ...(values.config !== undefined ? { config: values.config } : {}) }, context);
+  }
+  const { values, positionals } = flags(first === 'run' ? rest : args, { config: { type: 'string' } });
+  if (positionals.length > 0) throw usageError(`unknown gateway command "${positionals[0]}"`);
+  return runGateway(values.config !== undefined ? { config: values.config } : {}, context);
 }
 
-async function check(args: string[], { env, print }: GatewayCommandContext): Promise<void> {
+/** `gateway check [F]` (services/gateway check-command.ts); no file named: the gateway's own default. */
+export async function checkGatewayFile(file: string | undefined, { env, print }: GatewayCommandContext): Promise<void> {
   const { runGatewayCheck } = await import('@flowpilot/gateway');
-  // No file named: the same default as the gateway itself (FLOWPILOT_GATEWAY_CONFIG, else gateway.yaml).
-  runGatewayCheck(args.length > 0 ? args : [configPath(undefined, env)], print);
+  // After `--`: a file name that starts with '-' is still a file name.
+  runGatewayCheck(['--', configPath(file, env)], print);
 }
 
-async function probe(args: string[], { env, print }: GatewayCommandContext): Promise<void> {
-  const { values, positionals } = flags(args, { config: { type: 'string' }, meter: { type: 'string' } });
-  if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
-  if (values.meter === undefined) throw usageError('gateway probe needs --meter with the id of a device in the gateway file');
+/** `gateway probe [--config F] --meter ID`: reads one device once and prints what it decoded. */
+export async function probeGateway(options: { config?: string; meter: string }, { env, print }: GatewayCommandContext): Promise<void> {
   const gateway = await import('@flowpilot/gateway');
-  const config = gateway.loadGatewayConfig(configPath(values.config, env));
-  const device = gateway.findDevice(config, values.meter);
+  const config = gateway.loadGatewayConfig(configPath(options.config, env));
+  const device = gateway.findDevice(config, options.meter);
   let blocks: RegisterBlock[] = [];
   try {
     const result = await gateway.probeDevice(device, { onBlocks: (read) => (blocks = read) });
@@ -76,11 +89,10 @@ async function probe(args: string[], { env, print }: GatewayCommandContext): Pro
   }
 }
 
-async function run(args: string[], { env }: GatewayCommandContext): Promise<void> {
-  const { values, positionals } = flags(args, { config: { type: 'string' } });
-  if (positionals.length > 0) throw usageError(`unknown gateway command "${positionals[0]}"`);
+/** `gateway [run] [--config F]`: polls, keeps the outbox, publishes, until SIGINT/SIGTERM. */
+export async function runGateway(options: { config?: string }, { env }: GatewayCommandContext): Promise<void> {
   const gateway = await import('@flowpilot/gateway');
-  const file = configPath(values.config, env);
+  const file = configPath(options.config, env);
   const config: GatewayConfig = gateway.loadGatewayConfig(file);
   const log = createLogger(env.FLOWPILOT_LOG_LEVEL ?? 'info', 'flowpilot-gateway');
   const services = createServiceSet(log);

@@ -1,7 +1,49 @@
 /**
  * Number and time formats shared by the dashboard and the PDF report, so that a figure reads
  * the same in both (and a test can look for it in either). Browser-safe.
+ *
+ * The decimal mark, digit grouping and date order are Intl's for the language's `meta.locale`
+ * (en-GB 1,234.5 and 25/11/2026; ru-RU and kk-KZ 1 234,5 with a no-break space and 25.11.2026;
+ * ko-KR 1,234.5 and 2026. 11. 25.): nothing here or in a caller may assume a `.` or a `,`.
+ * Unit symbols after a number (%, ms, s, min, h, d) are the same in every language.
  */
+
+/**
+ * Locales that write numbers and dates as another one does (CLDR): Kazakh as Russian in
+ * Kazakhstan (1 234,5; 25.11.2026, 03:12). Chromium's ICU data has no Kazakh: it still says it
+ * supports kk-KZ, and formats it as ICU's root locale ("1,234.5", "2026-11-25 03:12", "2026 M11
+ * 25"). Where the two differ, the runtime lacks the locale's data and its twin's formats are used.
+ */
+const SAME_FORMATS: Readonly<Record<string, string>> = { kk: 'ru-KZ' };
+
+const PROBE_MS = Date.UTC(2026, 10, 25, 3, 12);
+
+/** A number and a date as `locale` writes them here, to compare runtimes' data. */
+export function formatProbe(locale: string): string {
+  const number = new Intl.NumberFormat(locale, { minimumFractionDigits: 1 }).format(1234.5);
+  const date = new Intl.DateTimeFormat(locale, { timeZone: 'UTC', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(PROBE_MS);
+  return `${number} ${date}`;
+}
+
+const formatLocales = new Map<string, string>();
+
+/**
+ * The tag to give Intl for `locale`'s numbers and dates: `locale` itself, or its twin of
+ * SAME_FORMATS where this runtime has no data for it (`probe` is for the tests).
+ */
+export function formatLocale(locale: string, probe: (locale: string) => string = formatProbe): string {
+  const known = probe === formatProbe ? formatLocales.get(locale) : undefined;
+  if (known !== undefined) return known;
+  const twin = SAME_FORMATS[locale.toLowerCase().split('-')[0] ?? ''];
+  let resolved = locale;
+  try {
+    if (twin !== undefined && probe(locale) !== probe(twin)) resolved = twin;
+  } catch {
+    // A tag this runtime's Intl refuses: Intl itself will say so where it is used.
+  }
+  if (probe === formatProbe) formatLocales.set(locale, resolved);
+  return resolved;
+}
 
 const numberFormats = new Map<string, Intl.NumberFormat>();
 
@@ -9,7 +51,7 @@ function numberFormat(locale: string, digits: number, signed: boolean): Intl.Num
   const key = `${locale}|${digits}|${signed}`;
   let format = numberFormats.get(key);
   if (!format) {
-    format = new Intl.NumberFormat(locale, {
+    format = new Intl.NumberFormat(formatLocale(locale), {
       minimumFractionDigits: digits,
       maximumFractionDigits: digits,
       signDisplay: signed ? 'exceptZero' : 'auto',
@@ -47,7 +89,7 @@ export function formatErrorPct(locale: string, errorPct: number | null | undefin
 
 /** "±2 %" style limit; MPE values are whole or short decimals, shown with up to 2 decimals. */
 export function formatMpePct(locale: string, mpePct: number): string {
-  const text = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 }).format(mpePct);
+  const text = new Intl.NumberFormat(formatLocale(locale), { maximumFractionDigits: 2 }).format(mpePct);
   return `±${text} %`;
 }
 
@@ -69,7 +111,7 @@ function dateFormat(locale: string, timeZone: string, withTime: boolean, withSec
   const key = `${locale}|${timeZone}|${withTime}|${withSeconds}`;
   let format = dateFormats.get(key);
   if (!format) {
-    format = new Intl.DateTimeFormat(locale, {
+    format = new Intl.DateTimeFormat(formatLocale(locale), {
       timeZone,
       year: 'numeric',
       month: '2-digit',

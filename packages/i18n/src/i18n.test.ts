@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatErrorPct, formatLatencyMs, formatNumber, formatUtcOffset } from './format.ts';
+import { formatDate, formatDateTime, formatErrorPct, formatLatencyMs, formatLocale, formatNumber, formatProbe, formatRatioPct, formatUtcOffset } from './format.ts';
 import { loadLanguages } from './load.ts';
 import { BASE_LANGUAGE, createTranslator, pickLanguage } from './translate.ts';
 
@@ -7,9 +7,14 @@ describe('strings files', () => {
   const languages = loadLanguages();
   const base = languages.find((language) => language.code === BASE_LANGUAGE);
 
-  it('has English and Russian, English first', () => {
-    expect(languages.map((language) => language.code).slice(0, 1)).toEqual(['en']);
-    expect(languages.map((language) => language.code)).toContain('ru');
+  it('has English first, then Kazakh, Korean and Russian (SPEC section 5 `lang`)', () => {
+    expect(languages.map((language) => language.code)).toEqual(['en', 'kk', 'ko', 'ru']);
+    expect(languages.map((language) => [language.name, language.locale])).toEqual([
+      ['English', 'en-GB'],
+      ['Қазақша', 'kk-KZ'],
+      ['한국어', 'ko-KR'],
+      ['Русский', 'ru-RU'],
+    ]);
   });
 
   it.each(languages.map((language) => [language.code, language] as const))('%s has every key of English, with the same parameters', (_code, language) => {
@@ -19,7 +24,9 @@ describe('strings files', () => {
       const params = (s: string): string[] => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string).sort();
       expect(params(language.strings[key] as string), `${language.code}: ${key}`).toEqual(params(text));
     }
-    expect(() => new Intl.NumberFormat(language.locale)).not.toThrow();
+    // Node's ICU has the locale itself, not a fallback to its language or to English.
+    expect(Intl.NumberFormat.supportedLocalesOf([language.locale])).toEqual([language.locale]);
+    expect(Intl.DateTimeFormat.supportedLocalesOf([language.locale])).toEqual([language.locale]);
   });
 });
 
@@ -38,6 +45,8 @@ describe('translator', () => {
     expect(pickLanguage(['en', 'ru'], 'ru', ['en-US'])).toBe('ru');
     expect(pickLanguage(['en', 'ru'], 'kk', ['ru-RU', 'en'])).toBe('ru');
     expect(pickLanguage(['en', 'ru'], null, ['de-DE'])).toBe('en');
+    expect(pickLanguage(['en', 'kk', 'ko', 'ru'], null, ['ko-KR', 'en-US'])).toBe('ko');
+    expect(pickLanguage(['en', 'kk', 'ko', 'ru'], null, ['kk', 'ru-RU'])).toBe('kk');
   });
 });
 
@@ -46,6 +55,31 @@ describe('formats', () => {
     expect(formatErrorPct('en-GB', 1.23456)).toBe('+1.235 %');
     expect(formatErrorPct('ru-RU', -0.5)).toMatch(/^[-−]0,500 %$/);
     expect(formatErrorPct('en-GB', null)).toBe('—');
+  });
+
+  // Kazakh writes like Russian (1 234,5 with a no-break space; 25.11.2026), Korean like English
+  // in numbers (1,234.5) and year first in dates (2026. 11. 25.).
+  it.each([
+    ['kk-KZ', '1\u00a0234,50', '-0,500 %', '25.11.2026, 03:12', '25.11.2026'],
+    ['ko-KR', '1,234.50', '-0.500 %', '2026. 11. 25. 03:12', '2026. 11. 25.'],
+  ])('formats numbers and dates in %s', (locale, number, error, dateTime, date) => {
+    expect(formatNumber(locale, 1234.5, 2)).toBe(number);
+    expect(formatErrorPct(locale, -0.5)).toMatch(new RegExp(`^${error.replace('-', '[-−]').replace('.', '\\.')}$`));
+    expect(formatRatioPct(locale, 0.9931)).toBe(locale === 'kk-KZ' ? '99,31 %' : '99.31 %');
+    const ms = Date.parse('2026-11-24T22:12:00Z');
+    expect(formatDateTime(locale, 'Asia/Almaty', ms)).toBe(dateTime);
+    expect(formatDate(locale, 'Asia/Almaty', ms)).toBe(date);
+  });
+
+  it('formats Kazakh as Russian in Kazakhstan does where the runtime has no Kazakh data (Chromium)', () => {
+    // Node's full ICU has Kazakh: kk-KZ itself.
+    expect(formatProbe('kk-KZ')).toBe(formatProbe('ru-KZ'));
+    expect(formatLocale('kk-KZ')).toBe('kk-KZ');
+    // Chromium's ICU data formats kk-KZ as the root locale does.
+    const chromium = (locale: string): string => (locale.startsWith('kk') ? '1,234.5 2026-11-25 03:12' : formatProbe(locale));
+    expect(formatLocale('kk-KZ', chromium)).toBe('ru-KZ');
+    expect(formatLocale('ko-KR', chromium)).toBe('ko-KR');
+    expect(formatLocale('ru-RU', chromium)).toBe('ru-RU');
   });
 
   it('labels a zone offset', () => {

@@ -4,6 +4,8 @@
  * (the dashboard bundles this module; `load.ts` reads the files on the server).
  */
 
+import { formatLocale } from './format.ts';
+
 /** Key → text; `{name}` marks a parameter. `meta.name` (the language's own name) and `meta.locale` (a BCP 47 tag for numbers and dates) are required. */
 export type Strings = Readonly<Record<string, string>>;
 
@@ -12,7 +14,10 @@ export interface Language {
   code: string;
   /** The language's name in itself, for the language menu. */
   name: string;
-  /** BCP 47 tag for Intl number and date formats. */
+  /**
+   * BCP 47 tag for Intl number and date formats: `meta.locale`, or a locale that writes them the
+   * same way where this runtime lacks its data (format.ts formatLocale: Kazakh in Chromium).
+   */
   locale: string;
   strings: Strings;
 }
@@ -23,7 +28,7 @@ export type Translate = (key: string, params?: Readonly<Record<string, string | 
 export const BASE_LANGUAGE = 'en';
 
 export function toLanguage(code: string, strings: Strings): Language {
-  return { code, name: strings['meta.name'] ?? code, locale: strings['meta.locale'] ?? code, strings };
+  return { code, name: strings['meta.name'] ?? code, locale: formatLocale(strings['meta.locale'] ?? code), strings };
 }
 
 /**

@@ -13,3 +13,5 @@ export { columnsStatement, createReadingsRepository, durationLiteral, emptyReadi
 export { dropDatabase } from './database.ts';
 export type { LocalInflux, LocalInfluxOptions } from './local-influx.ts';
 export { ensureInfluxdInstalled, startLocalInflux } from './local-influx.ts';
+export { contractWorld, createConsoleRunner, runInfluxV1Contract } from './v1-contract.ts';
+export type { ConsoleRun, ContractCheckContext, ContractResult, ContractRunner, ContractWorld, InfluxV1ContractOptions, NamedQuery } from './v1-contract.ts';

@@ -6,6 +6,8 @@ export type { PilotReportOptions, WriteReportOptions } from './create-report.ts'
 export { kpiRows } from './kpi.ts';
 export { metersFromMetricsJson } from './metrics-json.ts';
 export { FONTS_DIR, renderReportPdf } from './pdf.ts';
+export { DEFAULT_REPORT_FONT_OPTIONS, DEJAVU_SANS, NANUM_GOTHIC, resolveReportFonts } from './fonts.ts';
+export type { FontFamilySource, ReportFontOptions, ReportFonts } from './fonts.ts';
 export type { RenderOptions } from './pdf.ts';
 export { createHttpMetricsSource } from './metrics-source.ts';
 export type { DailyMetrics, DayMetrics, HttpMetricsSourceOptions, MetricsSource, SourceMeterMetrics, WindowMetrics } from './metrics-source.ts';

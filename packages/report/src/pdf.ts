@@ -1,22 +1,22 @@
-import { fileURLToPath } from 'node:url';
 import { createTranslator, formatDate, formatDateTime, formatDurationMs, formatErrorPct, formatMpePct, formatNumber, formatRatioPct, formatUtcOffset } from '@flowpilot/i18n';
 import type { Language, Translate } from '@flowpilot/i18n';
 import { EXCLUSION_REASONS, MIN_REPEATABILITY_DAYS } from '@flowpilot/metrics';
 import type { AccuracyEvidence, RegisterResolution } from '@flowpilot/metrics';
 import PDFDocument from 'pdfkit';
 import SVGtoPDF from 'svg-to-pdfkit';
+import { resolveReportFonts } from './fonts.ts';
+import type { ReportFontOptions, ReportFonts } from './fonts.ts';
 import { kpiRows } from './kpi.ts';
 import { barChartSvg, errorCurveSvg } from './svg-charts.ts';
 import type { AccuracyResult, ReportData, ReportMeterMetrics, ReportProvenance } from './types.ts';
 
 /**
- * DejaVu Sans covers Latin, Cyrillic (Russian, Kazakh) and the symbols the report uses (m³, ±, ≤,
- * √, Q₁); shipped in fonts/ with its licence. It is the only font of the document: PDF/A embeds
- * every font it uses, and pdfkit's built-in Helvetica could not be embedded.
+ * The fonts (fonts.ts): each language's own family (DejaVu Sans, shipped; NanumGothic for Korean,
+ * from Debian's fonts-nanum), and the other as the fallback for a text in another script (a pilot
+ * named in Kazakh in the Korean report). PDF/A embeds every font it uses, as a subset; pdfkit's
+ * built-in Helvetica could not be embedded, so it is never used.
  */
-export const FONTS_DIR = fileURLToPath(new URL('../fonts/', import.meta.url));
-const FONT = 'DejaVuSans';
-const FONT_BOLD = 'DejaVuSans-Bold';
+export { FONTS_DIR } from './fonts.ts';
 
 export interface RenderOptions extends ReportProvenance {
   language: Language;
@@ -24,6 +24,8 @@ export interface RenderOptions extends ReportProvenance {
   baseLanguage: Language;
   /** When the report was generated, epoch ms (injected: STYLE habit 7). */
   generatedAtMs: number;
+  /** Where to find the fonts (fonts.ts DEFAULT_REPORT_FONT_OPTIONS unless given). */
+  fonts?: Partial<ReportFontOptions>;
 }
 
 const PAGE = { width: 595.28, height: 841.89, margin: 50 };
@@ -69,6 +71,8 @@ export async function renderReportPdf(data: ReportData, options: RenderOptions):
   const t = createTranslator(language, options.baseLanguage);
   const locale = language.locale;
   const tz = data.pilot.timezone;
+  // Before the document: a missing font is an error that names the package to install (ERR_REPORT_FONT).
+  const fonts = resolveReportFonts(language.code, options.fonts);
   const doc = new PDFDocument({
     size: 'A4',
     margin: PAGE.margin,
@@ -76,7 +80,7 @@ export async function renderReportPdf(data: ReportData, options: RenderOptions):
     pdfVersion: '1.7',
     subset: 'PDF/A-2b',
     // The default font, set before the first page: pdfkit would otherwise start with Helvetica, which PDF/A cannot embed.
-    font: `${FONTS_DIR}DejaVuSans.ttf`,
+    font: fonts.regularFile,
     info: {
       Title: xmpSafe(`${t('pdf.title')}: ${data.pilot.name}`),
       Author: 'FlowPilot',
@@ -88,9 +92,8 @@ export async function renderReportPdf(data: ReportData, options: RenderOptions):
     lang: language.code,
     displayTitle: true,
   });
-  doc.registerFont(FONT, `${FONTS_DIR}DejaVuSans.ttf`);
-  doc.registerFont(FONT_BOLD, `${FONTS_DIR}DejaVuSans-Bold.ttf`);
-  doc.font(FONT);
+  fonts.registerWith(doc);
+  doc.font(fonts.regular);
   const chunks: Buffer[] = [];
   doc.on('data', (chunk: Buffer) => chunks.push(chunk));
   const finished = new Promise<Buffer>((resolve, reject) => {
@@ -98,7 +101,7 @@ export async function renderReportPdf(data: ReportData, options: RenderOptions):
     doc.on('error', reject);
   });
 
-  const ctx: Ctx = { doc, t, locale, tz, data, options };
+  const ctx: Ctx = { doc, t, locale, tz, data, options, fonts };
   cover(ctx);
   summary(ctx);
   for (const meter of data.pilot.meters) meterSection(ctx, meter.id);
@@ -118,7 +121,11 @@ interface Ctx {
   tz: string;
   data: ReportData;
   options: RenderOptions;
+  fonts: ReportFonts;
 }
+
+/** The face to draw `text` in: the language's own, or a fallback that has every glyph of it. */
+const face = (ctx: Ctx, text: string, bold = false): string => ctx.fonts.fontFor(text, bold);
 
 function ensureSpace(doc: Doc, heightPt: number): void {
   if (doc.y + heightPt > BOTTOM) doc.addPage();
@@ -127,15 +134,18 @@ function ensureSpace(doc: Doc, heightPt: number): void {
 function heading(ctx: Ctx, text: string, size = 15): void {
   const { doc } = ctx;
   ensureSpace(doc, size * 4);
-  doc.moveDown(0.4).font(FONT_BOLD).fontSize(size).fillColor('#111827').text(text, PAGE.margin, doc.y, { width: CONTENT_W });
-  doc.moveDown(0.3).font(FONT).fontSize(9.5);
+  doc.moveDown(0.4).font(face(ctx, text, true)).fontSize(size).fillColor('#111827').text(text, PAGE.margin, doc.y, { width: CONTENT_W });
+  doc.moveDown(0.3).font(ctx.fonts.regular).fontSize(9.5);
 }
 
 function paragraph(ctx: Ctx, text: string, size = 9.5, color = '#111827'): void {
   const { doc } = ctx;
-  doc.font(FONT).fontSize(size);
+  // A line that joins a name from the pilot file in another script to the language's words is drawn run by run.
+  const [first, ...rest] = ctx.fonts.runs(text);
+  doc.font(first?.font ?? ctx.fonts.regular).fontSize(size);
   ensureSpace(doc, doc.heightOfString(text, { width: CONTENT_W }) + 4);
-  doc.fillColor(color).text(text, PAGE.margin, doc.y, { width: CONTENT_W, lineGap: 1.5 });
+  doc.fillColor(color).text(first?.text ?? '', PAGE.margin, doc.y, { width: CONTENT_W, lineGap: 1.5, continued: rest.length > 0 });
+  rest.forEach((run, i) => doc.font(run.font).text(run.text, { width: CONTENT_W, lineGap: 1.5, continued: i < rest.length - 1 }));
   doc.moveDown(0.5);
 }
 
@@ -146,10 +156,10 @@ function table(ctx: Ctx, columns: readonly Column[], rows: ReadonlyArray<Readonl
   const padY = 3.5;
   const cellHeight = (cell: Cell, width: number): number => {
     const size = cell.size ?? fontSize;
-    doc.font(cell.bold ? FONT_BOLD : FONT).fontSize(size);
+    doc.font(face(ctx, cell.text, cell.bold)).fontSize(size);
     let h = doc.heightOfString(cell.text || ' ', { width: width - 2 * padX });
     if (cell.sub) {
-      doc.font(FONT).fontSize(size - 1.5);
+      doc.font(face(ctx, cell.sub)).fontSize(size - 1.5);
       h += doc.heightOfString(cell.sub, { width: width - 2 * padX });
     }
     return h + 2 * padY;
@@ -166,9 +176,9 @@ function table(ctx: Ctx, columns: readonly Column[], rows: ReadonlyArray<Readonl
     cells.forEach((cell, i) => {
       const column = columns[i] as Column;
       const size = cell.size ?? fontSize;
-      doc.font(cell.bold || header ? FONT_BOLD : FONT).fontSize(size).fillColor(cell.color ?? (header ? '#374151' : '#111827'));
+      doc.font(face(ctx, cell.text, cell.bold || header)).fontSize(size).fillColor(cell.color ?? (header ? '#374151' : '#111827'));
       doc.text(cell.text, x + padX, top + padY, { width: column.width - 2 * padX, align: column.align ?? 'left' });
-      if (cell.sub) doc.font(FONT).fontSize(size - 1.5).fillColor('#6b7280').text(cell.sub, x + padX, doc.y, { width: column.width - 2 * padX, align: column.align ?? 'left' });
+      if (cell.sub) doc.font(face(ctx, cell.sub)).fontSize(size - 1.5).fillColor('#6b7280').text(cell.sub, x + padX, doc.y, { width: column.width - 2 * padX, align: column.align ?? 'left' });
       x += column.width;
     });
     doc.moveTo(PAGE.margin, top + height).lineTo(PAGE.margin + CONTENT_W, top + height).lineWidth(0.4).strokeColor('#d1d5db').stroke();
@@ -198,7 +208,8 @@ function svg(ctx: Ctx, markup: string, x: number, y: number, width: number, heig
     width,
     height,
     assumePt: true,
-    fontCallback: (_family, bold) => (bold ? FONT_BOLD : FONT),
+    // A chart's words are the language's own strings, numbers and meter ids: its own faces.
+    fontCallback: (_family, bold) => (bold ? ctx.fonts.bold : ctx.fonts.regular),
     warningCallback: () => {},
   });
 }
@@ -217,9 +228,9 @@ const commitText = (ctx: Ctx): string => (ctx.options.commit === 'unknown' || ct
 
 function cover(ctx: Ctx): void {
   const { doc, t, data, options } = ctx;
-  doc.font(FONT).fontSize(10).fillColor('#6b7280').text('FlowPilot', PAGE.margin, PAGE.margin + 30);
-  doc.moveDown(0.3).font(FONT_BOLD).fontSize(20).fillColor('#111827').text(t('pdf.title'), { width: CONTENT_W });
-  doc.moveDown(0.3).font(FONT).fontSize(14).fillColor('#1f2937').text(data.pilot.name, { width: CONTENT_W });
+  doc.font(ctx.fonts.regular).fontSize(10).fillColor('#6b7280').text('FlowPilot', PAGE.margin, PAGE.margin + 30);
+  doc.moveDown(0.3).font(face(ctx, t('pdf.title'), true)).fontSize(20).fillColor('#111827').text(t('pdf.title'), { width: CONTENT_W });
+  doc.moveDown(0.3).font(face(ctx, data.pilot.name)).fontSize(14).fillColor('#1f2937').text(data.pilot.name, { width: CONTENT_W });
   doc.moveDown(1.5);
   propertyTable(
     ctx,
@@ -516,7 +527,7 @@ function meterSection(ctx: Ctx, meterId: string): void {
     evidenceTable(ctx, acc, groups);
     const curveH = 230;
     ensureSpace(doc, curveH + 24);
-    doc.font(FONT_BOLD).fontSize(10).fillColor('#111827').text(t('results.errorCurve'), PAGE.margin, doc.y);
+    doc.font(face(ctx, t('results.errorCurve'), true)).fontSize(10).fillColor('#111827').text(t('results.errorCurve'), PAGE.margin, doc.y);
     const top = doc.y + 4;
     svg(
       ctx,
@@ -684,11 +695,11 @@ function signatures(ctx: Ctx): void {
   const colW = (CONTENT_W - 30) / 2;
   [t('pdf.evaluator'), t('pdf.utility')].forEach((role, i) => {
     const x = PAGE.margin + i * (colW + 30);
-    doc.font(FONT_BOLD).fontSize(10).fillColor('#111827').text(role, x, top, { width: colW });
+    doc.font(face(ctx, role, true)).fontSize(10).fillColor('#111827').text(role, x, top, { width: colW });
     [t('pdf.sigName'), t('pdf.sigRole'), t('pdf.sigDate'), t('pdf.sigSign')].forEach((label, j) => {
       const y = top + 38 + j * 30;
       doc.moveTo(x, y).lineTo(x + colW, y).lineWidth(0.6).strokeColor('#6b7280').stroke();
-      doc.font(FONT).fontSize(7.5).fillColor('#6b7280').text(label, x, y + 2, { width: colW });
+      doc.font(face(ctx, label)).fontSize(7.5).fillColor('#6b7280').text(label, x, y + 2, { width: colW });
     });
   });
   doc.x = PAGE.margin;
@@ -703,9 +714,11 @@ function footers(ctx: Ctx): void {
     // Writing below the bottom margin would make pdfkit open a new page.
     const bottom = doc.page.margins.bottom;
     doc.page.margins.bottom = 0;
-    doc.font(FONT).fontSize(7.5).fillColor('#6b7280');
-    doc.text(`${data.pilot.name} · ${formatDate(ctx.locale, ctx.tz, data.window.fromMs)} – ${formatDate(ctx.locale, ctx.tz, data.window.toMs - 1)}`, PAGE.margin, PAGE.height - 32, { width: CONTENT_W * 0.75, lineBreak: false });
-    doc.text(t('pdf.page', { n: i + 1, total: range.count }), PAGE.margin, PAGE.height - 32, { width: CONTENT_W, align: 'right', lineBreak: false });
+    const pilotAndPeriod = `${data.pilot.name} · ${formatDate(ctx.locale, ctx.tz, data.window.fromMs)} – ${formatDate(ctx.locale, ctx.tz, data.window.toMs - 1)}`;
+    const page = t('pdf.page', { n: i + 1, total: range.count });
+    doc.fontSize(7.5).fillColor('#6b7280');
+    doc.font(face(ctx, pilotAndPeriod)).text(pilotAndPeriod, PAGE.margin, PAGE.height - 32, { width: CONTENT_W * 0.75, lineBreak: false });
+    doc.font(face(ctx, page)).text(page, PAGE.margin, PAGE.height - 32, { width: CONTENT_W, align: 'right', lineBreak: false });
     doc.page.margins.bottom = bottom;
   }
 }

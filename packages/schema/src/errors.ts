@@ -49,6 +49,8 @@ export const ERROR_CATALOGUE = {
   ERR_NOT_FOUND: { status: 404, message: 'No such route. See /docs for the API.' },
   ERR_NOT_READY: { status: 503, message: 'A dependency is not reachable yet.' },
   ERR_INTERNAL: { status: 500, message: 'An internal error occurred. The server log has the details.' },
+  // The PDF report in a language whose font the server lacks (Hangul: Debian's fonts-nanum).
+  ERR_REPORT_FONT: { status: 503, message: 'The server lacks a font this report language needs. Install the package the message names, then ask again: no restart is needed.' },
 
   // API access (SPEC section 8): tokens with roles, and the limits that keep one caller from starving the rest.
   ERR_UNAUTHENTICATED: { status: 401, message: 'This request needs an API token: send "Authorization: Bearer <token>" or sign in to the dashboard. An administrator creates one with `flowpilot tokens add <name> --role viewer`.' },

@@ -73,6 +73,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
         const detail = (error as { detail?: unknown }).detail;
         return reply.code(status).send(errorBody(code, typeof detail === 'string' && detail ? detail : undefined));
       }
+      // The report's font is missing on this server: what to install is for its operator to read, and says nothing of the code.
+      if (code === 'ERR_REPORT_FONT') {
+        request.log.error({ err: error }, 'a report font is not installed');
+        return reply.code(status).send(errorBody(code, (error as Error).message));
+      }
       if (code === 'ERR_INFLUX_UNAVAILABLE' || code === 'ERR_NOT_READY') {
         request.log.warn({ err: error }, 'a dependency is unavailable');
         return reply.code(503).send(errorBody(code));

@@ -10,7 +10,8 @@ export type { RejectionsProvider } from './metrics-service.ts';
  */
 export { API_ROLES, API_TOKEN_PREFIX, openApiTokenStore } from './api-tokens.ts';
 export type { ApiRole, ApiTokenInfo, ApiTokenStore, TokenPrincipal, TokenVerifier } from './api-tokens.ts';
-export { runTokensCommand, TOKENS_USAGE } from './tokens-command.ts';
+export { runTokensCommand, tokensAdd, tokensList, tokensRevoke, TOKENS_USAGE } from './tokens-command.ts';
+export type { TokensCommandIo } from './tokens-command.ts';
 export { isLoopbackAddress, ROUTE_ACCESS } from './access.ts';
 export type { DeadLetterAccess, DeadLetterFilter, DeadLetterRecord, ReplayOutcome } from './routes/deadletters.ts';
 export { createInProcessMetricsSource } from './metrics-source.ts';

@@ -110,7 +110,7 @@ export function liveFeedContract(name: string, makeWorld: (options?: LiveFeedWor
       const before: MeterStatus = { meterId: MON, online: false, tsMs: Date.now() - 120_000, firmware: '1.2.3' };
       const w = await world({ statusesBeforeStart: [before] });
       await eventually(() => w.feed.state(MON)?.status, (s) => s !== undefined, WAIT_MS, 'the retained status');
-      expect(w.feed.state(MON)).toEqual({ status: before });
+      expect(w.feed.state(MON)).toEqual({ status: before, statusReceivedAtMs: expect.any(Number) });
 
       const after: MeterStatus = { meterId: MON, online: true, tsMs: Date.now() - 1000, firmware: '1.2.4' };
       await w.publishStatus(after);

@@ -22,6 +22,8 @@ export interface MeterLiveState {
   lastSeenMs?: number;
   /** The last status message; retained, so the broker hands it over at subscription. */
   status?: MeterStatus;
+  /** When `status` arrived, epoch ms (a last will carries no `ts`: its `tsMs` is this too). */
+  statusReceivedAtMs?: number;
 }
 
 export type ReadingListener = (reading: Reading, receivedAtMs: number) => void;
@@ -116,8 +118,10 @@ export class LiveState {
     }
   }
 
-  recordStatus(status: MeterStatus): void {
-    this.#entry(status.meterId).status = status;
+  recordStatus(status: MeterStatus, receivedAtMs: number): void {
+    const entry = this.#entry(status.meterId);
+    entry.status = status;
+    entry.statusReceivedAtMs = receivedAtMs;
   }
 
   onReading(listener: ReadingListener): () => void {
@@ -213,7 +217,7 @@ export function createLiveMessageHandler(context: LiveMessageContext): (topic: s
     const nowMs = clock();
     if (parsed.kind === 'status') {
       const status = validateStatusPayload(parsed.meterId, payload, { nowMs, retentionMs, isRegistered: registry.has });
-      if ('online' in status && registry.has(parsed.meterId)) live.recordStatus(status);
+      if ('online' in status && registry.has(parsed.meterId)) live.recordStatus(status, nowMs);
       return;
     }
     const { readings } = validateReadingPayload(parsed.meterId, payload, {
@@ -272,7 +276,7 @@ export function createMemoryLiveFeed(clock: () => number = () => Date.now(), opt
       if (accepts(reading.meterId)) live.recordReading(reading, receivedAtMs);
     },
     publishStatus: (status) => {
-      if (accepts(status.meterId)) live.recordStatus(status);
+      if (accepts(status.meterId)) live.recordStatus(status, clock());
     },
     setConnected: (connected) => {
       isConnected = connected && !closed;

@@ -2,8 +2,8 @@ import type { ReadingsRepository, StoredReading } from '@flowpilot/influx';
 import { ALARMS, READING_FIELDS, RECEIPT_FIELDS } from '@flowpilot/schema';
 import type { MeterConfig } from '@flowpilot/schema';
 import type { Every } from './api-schemas.ts';
-import { csvRow } from './csv.ts';
-import type { CsvValue } from './csv.ts';
+import { csvRow, RFC4180 } from './csv.ts';
+import type { CsvDialect, CsvValue } from './csv.ts';
 import type { ApiMeterMetrics } from './metrics-service.ts';
 import { EXCLUSION_REASONS } from '@flowpilot/metrics';
 
@@ -139,9 +139,9 @@ export function metricsCsvRow(m: ApiMeterMetrics): CsvValue[] {
 export const READINGS_CSV_HEADER: readonly string[] = ['meter', 'ts', ...READING_FIELDS.map((f) => f.csv), RECEIPT_FIELDS.receivedAt.csv];
 export const BUCKETS_CSV_HEADER = ['meter', 'ts', 'flow_mean_m3h', 'flow_min_m3h', 'flow_max_m3h', 'total_last_m3', 'count'] as const;
 
-function readingCsvRow(r: StoredReading): string {
+function readingCsvRow(r: StoredReading, dialect: CsvDialect): string {
   const fields = READING_FIELDS.map((f): CsvValue => (f.type === 'bitmask' ? r.alarms.join(' ') : r[f.reading]));
-  return csvRow([r.meterId, iso(r.tsMs), ...fields, r.receivedAtMs === undefined ? undefined : iso(r.receivedAtMs)]);
+  return csvRow([r.meterId, iso(r.tsMs), ...fields, r.receivedAtMs === undefined ? undefined : iso(r.receivedAtMs)], dialect);
 }
 
 /** The chunk boundaries of [from, to): multiples of chunkMs (epoch-aligned), so a bucket of `every` never straddles two chunks. */
@@ -155,22 +155,37 @@ export function chunkBounds(fromMs: number, toMs: number, chunkMs: number): Arra
   return chunks;
 }
 
+/** The span of one InfluxDB query of a readings export: ~one day, a multiple of `every` so buckets stay whole. */
+export function exportChunkMs(every: Every | undefined): number {
+  return every ? Math.max(1, Math.round(CSV_CHUNK_MS / every.ms)) * every.ms : CSV_CHUNK_MS;
+}
+
+/** The metrics table (reports/metrics.csv): the header, one row per meter. */
+export function metricsCsv(meters: readonly ApiMeterMetrics[], dialect: CsvDialect = RFC4180): string {
+  return dialect.preamble + csvRow(METRICS_CSV_HEADER, dialect) + meters.map((m) => csvRow(metricsCsvRow(m), dialect)).join('');
+}
+
 /** readings.csv (or its buckets with `every`) as text chunks: one InfluxDB query per meter and chunk, so any window fits in memory. */
-export async function* readingsCsv(readings: ReadingsRepository, meters: readonly MeterConfig[], fromMs: number, toMs: number, every: Every | undefined): AsyncGenerator<string> {
-  yield csvRow(every ? BUCKETS_CSV_HEADER : READINGS_CSV_HEADER);
-  // One chunk per InfluxDB query: ~one day, a multiple of `every` so buckets stay whole.
-  const chunkMs = every ? Math.max(1, Math.round(CSV_CHUNK_MS / every.ms)) * every.ms : CSV_CHUNK_MS;
-  for (const [start, end] of chunkBounds(fromMs, toMs, chunkMs)) {
+export async function* readingsCsv(
+  readings: ReadingsRepository,
+  meters: readonly MeterConfig[],
+  fromMs: number,
+  toMs: number,
+  every: Every | undefined,
+  dialect: CsvDialect = RFC4180,
+): AsyncGenerator<string> {
+  yield dialect.preamble + csvRow(every ? BUCKETS_CSV_HEADER : READINGS_CSV_HEADER, dialect);
+  for (const [start, end] of chunkBounds(fromMs, toMs, exportChunkMs(every))) {
     for (const meter of meters) {
       const range = { fromMs: start, toMs: end };
       if (every) {
         const buckets = await readings.buckets(meter.id, range, every.ms);
-        yield buckets.map((b) => csvRow([meter.id, iso(b.tsMs), b.flowMeanM3h, b.flowMinM3h, b.flowMaxM3h, b.totalLastM3, b.count])).join('');
+        const text = buckets.map((b) => csvRow([meter.id, iso(b.tsMs), b.flowMeanM3h, b.flowMinM3h, b.flowMaxM3h, b.totalLastM3, b.count], dialect)).join('');
+        if (text) yield text;
         continue;
       }
-      const text = (await readings.readings(meter.id, range)).map(readingCsvRow).join('');
+      const text = (await readings.readings(meter.id, range)).map((r) => readingCsvRow(r, dialect)).join('');
       if (text) yield text;
     }
   }
 }
-

@@ -94,8 +94,11 @@ function describe(error: unknown): string {
   return code && !message.includes(code) ? `${message} (${code})` : message;
 }
 
-/** Closes a client whatever state it is in, ignoring what it says afterwards. */
-function destroyQuietly(client: ModbusRTU): void {
+/** How long a dropped port's close is waited for before the path is opened again regardless. */
+const CLOSE_WAIT_MS = 1_000;
+
+/** Closes a client whatever state it is in, ignoring what it says afterwards; resolves once it is closed. */
+function destroyQuietly(client: ModbusRTU): Promise<void> {
   // An EventEmitter at runtime, though its typings list only `on`.
   (client as unknown as EventEmitter).removeAllListeners();
   client.on('error', () => {});
@@ -104,10 +107,19 @@ function destroyQuietly(client: ModbusRTU): void {
     // destroy() ends a TCP socket, but modbus-serial's serial port (RTUBufferedPort) has no
     // destroy: left open, it keeps the port's lock, and every later open of the path fails with
     // "Cannot lock port". So a port still open after destroy() is closed.
-    if (client.isOpen) client.close(() => {});
+    if (client.isOpen) {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_WAIT_MS);
+        client.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   } catch {
     // Nothing was open.
   }
+  return Promise.resolve();
 }
 
 /** The link over modbus-serial: one ModbusRTU client, opened on first use and after a failure. */
@@ -116,12 +128,21 @@ export function createModbusSerialLink(endpoint: ModbusEndpoint): ModbusLink {
   /** The client in use, open or still connecting; `opening` is set while it connects. */
   let current: ModbusRTU | null = null;
   let opening: Promise<ModbusRTU> | null = null;
+  /**
+   * A serial port holds its lock until it is closed: the next open of the path waits for the
+   * close of the one dropped before it, or it would fail with "Cannot lock port".
+   */
+  let released: Promise<void> = Promise.resolve();
+  /** Reads the caller gave up on so far: one given up on while the port opened must not send its request late. */
+  let abandons = 0;
 
   function drop(): void {
     const dropped = current;
     current = null;
     opening = null;
-    if (dropped) destroyQuietly(dropped);
+    if (!dropped) return;
+    const closed = destroyQuietly(dropped);
+    if (endpoint.transport === 'rtu') released = closed;
   }
 
   function open(timeoutMs: number): Promise<ModbusRTU> {
@@ -138,23 +159,29 @@ export function createModbusSerialLink(endpoint: ModbusEndpoint): ModbusLink {
     created.on('close', () => {
       if (current === created) drop();
     });
+    const abandoned = () => new ModbusReadError('connection', `${name}: the connection was abandoned while it opened`);
     const connected =
       endpoint.transport === 'tcp'
         ? created.connectTCP(endpoint.host, { port: endpoint.port, timeout: timeoutMs })
-        : created.connectRTUBuffered(endpoint.path, { baudRate: endpoint.baudRate, parity: endpoint.parity, stopBits: endpoint.stopBits, dataBits: endpoint.dataBits });
+        : released.then(() => {
+            if (current !== created) throw abandoned();
+            return created.connectRTUBuffered(endpoint.path, { baudRate: endpoint.baudRate, parity: endpoint.parity, stopBits: endpoint.stopBits, dataBits: endpoint.dataBits });
+          });
     const attempt: Promise<ModbusRTU> = connected.then(
-      () => {
-        // Abandoned or closed while it connected: it was destroyed while not yet open, so close
-        // what has opened since (a serial port would otherwise stay open, and locked, for good).
+      async () => {
+        // Closed (or a TCP connect abandoned) while it connected: it was destroyed while not yet
+        // open, so close what has opened since (a serial port would otherwise stay open, and
+        // locked, for good).
         if (current !== created) {
-          destroyQuietly(created);
-          throw new ModbusReadError('connection', `${name}: the connection was abandoned while it opened`);
+          await destroyQuietly(created);
+          throw abandoned();
         }
         opening = null;
         return created;
       },
       (error: unknown) => {
         if (current === created) drop();
+        if (error instanceof ModbusReadError) throw error;
         throw new ModbusReadError('connection', `cannot open ${name}: ${describe(error)}`, { cause: error });
       },
     );
@@ -165,7 +192,11 @@ export function createModbusSerialLink(endpoint: ModbusEndpoint): ModbusLink {
   return {
     name,
     async read(unitId, request, timeoutMs) {
+      const ticket = abandons;
       const modbus = await open(timeoutMs);
+      // Given up on while the port opened (its first open can take longer than a poll's timeout):
+      // the port is kept for the next read, and this request is not sent after its deadline.
+      if (ticket !== abandons) throw new ModbusReadError('timeout', `${name} unit ${unitId}: the port opened after the read was given up`);
       modbus.setID(unitId);
       modbus.setTimeout(timeoutMs);
       try {
@@ -184,24 +215,24 @@ export function createModbusSerialLink(endpoint: ModbusEndpoint): ModbusLink {
       }
     },
     abandon() {
-      if (endpoint.transport === 'tcp' || opening) drop();
+      abandons += 1;
+      // A TCP connection may be half-open, or its connect hang: start afresh. A serial port still
+      // opening is left to open, for the next read (dropping it only made the next open wait for it).
+      if (endpoint.transport === 'tcp') drop();
     },
     close() {
       const closing = current;
       current = null;
       opening = null;
       if (!closing) return Promise.resolve();
-      if (!closing.isOpen) {
-        destroyQuietly(closing);
-        return Promise.resolve();
-      }
+      if (!closing.isOpen) return destroyQuietly(closing);
       return new Promise<void>((resolve) => {
         try {
           closing.close(() => resolve());
         } catch {
           resolve();
         }
-      }).finally(() => destroyQuietly(closing));
+      }).finally(() => void destroyQuietly(closing));
     },
   };
 }

@@ -217,7 +217,9 @@ export function createApiAlertFacts(options: ApiAlertFactsOptions): ApiAlertFact
           meterId,
           lastReadingAtMs: lastReadingAtMs(meterId),
           lastReading: live?.lastReading ? readingFacts(live.lastReading) : (fallback?.reading ?? null),
-          status: live?.status ? { online: live.status.online, tsMs: live.status.tsMs } : null,
+          status: live?.status
+            ? { online: live.status.online, tsMs: live.status.tsMs, ...(live.statusReceivedAtMs !== undefined ? { receivedAtMs: live.statusReceivedAtMs } : {}) }
+            : null,
           night: nights.get(meterId) ?? null,
           totalizer: totalizers.get(meterId) ?? null,
           rejectedLastHour: rejected === null ? null : (rejected.get(meterId) ?? 0),

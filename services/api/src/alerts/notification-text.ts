@@ -6,7 +6,7 @@ import type { AlertRule, AlertTransition } from './types.ts';
  * What an alert's e-mail says (SPEC section 9), in the pilot's language and time zone: a field
  * engineer reads it on a phone, so the subject names the problem and the meter, and the body
  * says when, what the rule means and what to do. Texts are the `notify.*` keys of
- * packages/i18n; a language without them (kk, ko for now) falls back to English key by key.
+ * packages/i18n (en, ru, kk, ko); a language that lacks one falls back to English key by key.
  */
 
 export interface NotificationPilot {

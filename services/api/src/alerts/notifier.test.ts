@@ -336,9 +336,20 @@ describe('texts', () => {
     expect(resolve.text).toContain('Затрагивает: вся система сбора данных, а не отдельный счётчик');
   });
 
-  it('falls back to English for a language without its strings (kk, ko)', () => {
-    const render = createNotificationRenderer({ pilot: { ...PILOT, language: 'kk' }, meters: METERS });
-    expect(render(fired('alert-1')).subject).toBe('[FlowPilot almaty-2026] Alert: Possible leak — ALM-PS3-DUT1');
+  it('writes Kazakh and Korean (issue 14), with each locale\'s decimals', () => {
+    const kk = createNotificationRenderer({ pilot: { ...PILOT, language: 'kk' }, meters: METERS })(fired('alert-1'));
+    expect(kk.subject).toBe('[FlowPilot almaty-2026] Ескерту: Ықтимал ағып кету — ALM-PS3-DUT1');
+    expect(kk.text).toContain('Толығырақ: шекті мән: 0,5 м³/сағ; мәні: 0,8 м³/сағ');
+    const ko = createNotificationRenderer({ pilot: { ...PILOT, language: 'ko' }, meters: METERS })(fired('alert-1'));
+    expect(ko.subject).toBe('[FlowPilot almaty-2026] 알림 발생: 누수 의심 — ALM-PS3-DUT1');
+    expect(ko.text).toContain('세부 정보: 임계값: 0.5 m³/h; 측정값: 0.8 m³/h');
+  });
+
+  it('falls back to English, key by key, for a language that lacks a text', () => {
+    const languages = loadLanguages();
+    const partial = { code: 'xx', name: 'X', locale: 'en', strings: { 'notify.rule.leak.title': 'Leak?' } };
+    const render = createNotificationRenderer({ pilot: { ...PILOT, language: 'xx' }, meters: METERS, languages: [...languages, partial] });
+    expect(render(fired('alert-1')).subject).toBe('[FlowPilot almaty-2026] Alert: Leak? — ALM-PS3-DUT1');
   });
 
   it('names alarm flags in the reader\'s words and escapes the HTML', () => {
@@ -349,7 +360,7 @@ describe('texts', () => {
     expect(fire.html).not.toContain('M<1>');
   });
 
-  it.each(['en', 'ru'])('has a title, a meaning, an action and a resolution for every rule in %s', (code) => {
+  it.each(['en', 'ru', 'kk', 'ko'])('has a title, a meaning, an action and a resolution for every rule in %s', (code) => {
     const strings = loadLanguages().find((language) => language.code === code)?.strings ?? {};
     for (const rule of ALERT_RULES) {
       for (const part of ['title', 'meaning', 'action', 'resolved']) expect(strings[`notify.rule.${rule}.${part}`], `${code} ${rule} ${part}`).toBeTypeOf('string');

@@ -65,8 +65,11 @@ export interface MeterFacts {
   lastReadingAtMs: number | null;
   /** The newest reading's battery and alarms; null without a reading. */
   lastReading: { tsMs: number; batteryPct: number | null; alarms: readonly AlarmName[] } | null;
-  /** The last status message (retained); null when the meter sent none. */
-  status: { online: boolean; tsMs: number } | null;
+  /**
+   * The last status message (retained); null when the meter sent none. `receivedAtMs`: when the
+   * API received it (its clock, as `lastReadingAtMs`), where known.
+   */
+  status: { online: boolean; tsMs: number; receivedAtMs?: number } | null;
   /** The latest counted local night's mean forward flow (SPEC section 4 minNightFlow, `latest`); null when unknown. */
   night: { night: string; meanM3h: number } | null;
   /** Totalizer consistency of the last complete local day (SPEC section 4), %; null when unknown or not computable. */
@@ -133,7 +136,12 @@ export function offlineCondition(meter: MeterConfig, facts: MeterFacts | undefin
   const reading = facts?.lastReading ?? null;
   if (!status) return reading ? OK : UNKNOWN;
   if (status.online) return OK;
-  if (reading && reading.tsMs > status.tsMs) return OK;
+  // "After" in the order the API received them, where it knows both: a last will carries no ts
+  // and is timed on receipt, so against a reading's own ts a meter clock running ahead (SPEC
+  // section 1 allows 5 minutes) would hide the outage for as long as the meter stays away.
+  const lastReadingAtMs = facts?.lastReadingAtMs ?? null;
+  const readingAfter = status.receivedAtMs !== undefined && lastReadingAtMs !== null ? lastReadingAtMs > status.receivedAtMs : reading !== null && reading.tsMs > status.tsMs;
+  if (reading && readingAfter) return OK;
   return firing(`Meter ${meter.id} is offline: its status says online: false since ${iso(status.tsMs)}`, { statusAt: iso(status.tsMs) });
 }
 

@@ -7,6 +7,7 @@ import { addApiTargets, benchApi } from './api-bench.ts';
 import { PROFILES_DIR } from './flowpilot-process.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import { measureAedesCeiling, measureInfluxCeiling } from './ceilings.ts';
+import { benchCluster, clusterRows, type ClusterBenchResult } from './cluster-bench.ts';
 import { envNumber, installSignalHandlers, log, makeTempDir, onTeardown, readInfluxdPid, RESULTS_DIR, teardownAll } from './harness.ts';
 import { benchGateway, gatewayRows, type GatewayBenchResult } from './gateway-bench.ts';
 import { benchInflux, dropDatabase } from './influx-checks.ts';
@@ -30,13 +31,13 @@ import { buildRows, formatMarkdown, formatTable, type BenchResults } from './rep
  * bench-results/latest.json (and latest.md, the table for docs/BENCHMARKS.md).
  *
  *   npx tsx bench/run.ts                    everything (about 9 minutes on 2 cores)
- *   npx tsx bench/run.ts --only api         one or more sections: ceilings, backfill, single, latency, memory, api, gateway
+ *   npx tsx bench/run.ts --only api         one or more sections: ceilings, backfill, single, latency, memory, api, gateway, cluster
  *
  * Durations and sizes come from BENCH_* variables (docs/BENCHMARKS.md lists them) so a quick
  * run can shrink them; the defaults are the issue's.
  */
 
-const SECTIONS = ['ceilings', 'backfill', 'single', 'latency', 'memory', 'api', 'gateway'] as const;
+const SECTIONS = ['ceilings', 'backfill', 'single', 'latency', 'memory', 'api', 'gateway', 'cluster'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const CONFIG = {
@@ -65,6 +66,8 @@ const CONFIG = {
   gatewaySec: envNumber('BENCH_GATEWAY_SEC', 60),
   gatewayProbeMeters: envNumber('BENCH_GATEWAY_PROBES', 10),
   gatewayPollMs: envNumber('BENCH_GATEWAY_POLL_MS', 50),
+  clusterClients: envNumber('BENCH_CLUSTER_METERS', 300),
+  clusterSec: envNumber('BENCH_CLUSTER_SEC', 20),
 };
 
 function parseSections(argv: string[]): Section[] {
@@ -80,7 +83,7 @@ async function main(): Promise<void> {
   installSignalHandlers();
   const sections = parseSections(process.argv.slice(2));
   const started = Date.now();
-  const results: BenchResults & { gateway?: GatewayBenchResult } = {
+  const results: BenchResults & { gateway?: GatewayBenchResult; cluster?: ClusterBenchResult } = {
     startedAt: new Date(started).toISOString(),
     sections,
     machine: describeMachine(),
@@ -98,7 +101,7 @@ async function main(): Promise<void> {
   const influxd = await startLocalInflux({ dataDir: influxDir });
   onTeardown('stop influxd', () => influxd.stop());
   log(`influxd on ${influxd.url}`);
-  const { pilotFile, meterIds } = writeBenchPilot(Math.max(CONFIG.meters, CONFIG.apiMeters, CONFIG.backfillClients, CONFIG.gatewayDevices));
+  const { pilotFile, meterIds } = writeBenchPilot(Math.max(CONFIG.meters, CONFIG.apiMeters, CONFIG.backfillClients, CONFIG.gatewayDevices, CONFIG.clusterClients));
   const world: BenchWorld = { influxUrl: influxd.url, pilotFile, meterIds, peaks: results.memory.peaks, influxdPid: readInfluxdPid(influxDir) };
 
   // One failed section is reported and the run goes on: the other figures still mean something.
@@ -183,6 +186,16 @@ async function main(): Promise<void> {
     });
   });
 
+  // SPEC section 11: three nodes over Redis behind HAProxy, beside one node and bare Aedes.
+  await run('cluster', async () => {
+    results.cluster = await benchCluster(world, {
+      clients: CONFIG.clusterClients,
+      durationMs: CONFIG.clusterSec * 1000,
+      window: CONFIG.windowPerClient,
+      ...(results.ceilings.aedes ? { aedes: results.ceilings.aedes } : {}),
+    });
+  });
+
   results.finishedAt = new Date().toISOString();
   results.durationSec = Math.round((Date.now() - started) / 1000);
   results.loadAverageAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
@@ -192,6 +205,9 @@ async function main(): Promise<void> {
   const gateway = gatewayRows(results.gateway);
   rows.push(...gateway.rows);
   targets.push(...gateway.targets);
+  const cluster = clusterRows(results.cluster);
+  rows.push(...cluster.rows);
+  targets.push(...cluster.targets);
   results.targets = targets;
 
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -217,7 +233,7 @@ async function main(): Promise<void> {
     console.log('\nCPU profiles of the FlowPilot children (one per thread) and their summaries (.txt): bench-results/profiles/');
   }
   console.log(`\nWritten: bench-results/${stem}.json, bench-results/${stem}.md`);
-  const lost = [results.single, results.backfill, results.latency, results.steady].some((r) => r && r.check.lost > 0) || (results.gateway?.lost ?? 0) > 0;
+  const lost = [results.single, results.backfill, results.latency, results.steady].some((r) => r && r.check.lost > 0) || (results.gateway?.lost ?? 0) > 0 || (results.cluster?.lost ?? 0) > 0;
   process.exitCode = results.errors.length > 0 || lost ? 1 : 0;
 }
 

@@ -21,6 +21,7 @@ import {
   type CredentialsAddOptions,
   type DeadLettersListOptions,
   type DeadLettersReplayOptions,
+  type IngestOptions,
   type JsonOption,
   type ReportOptions,
   type SimulateOptions,
@@ -47,6 +48,7 @@ import {
   runIngest,
   runMetricsServer,
   runSimulator,
+  serviceSecretsDir,
   storePath,
   tokensPath,
 } from './run-services.ts';
@@ -103,7 +105,7 @@ function serviceLogin(settings: Settings, name: string): MqttLogin {
   if (settings.mqttUsername !== undefined && settings.mqttPassword !== undefined) {
     return { username: settings.mqttUsername, password: settings.mqttPassword };
   }
-  const login = readServiceLogin(settings.dataDir, name);
+  const login = readServiceLogin(serviceSecretsDir(settings), name);
   if (!login) {
     throw new FlowPilotError(
       'ERR_CONFIG',
@@ -126,7 +128,7 @@ async function start(options: StartOptions): Promise<void> {
     const metrics = createMetricsRegistry();
     const broker = await services.run('broker', () => runBroker(settings, pilot, store, credentials, log, metrics));
     const { ingest } = await services.run('ingest', () => runIngest(store, influx, log, metrics));
-    const apiLogin = await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api');
+    const apiLogin = await ensureServiceLogin(serviceSecretsDir(settings), credentials, 'flowpilot-api');
     const api = await services.run('api', () =>
       runApi(settings, pilot, influx, apiLogin, log, {
         metrics,
@@ -142,7 +144,7 @@ async function start(options: StartOptions): Promise<void> {
     console.log(`  InfluxDB           ${influx.config.url} (database ${influx.config.database})`);
     console.log('  Press Ctrl-C to stop.\n');
     if (options.simulator) {
-      const login = await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-simulator');
+      const login = await ensureServiceLogin(serviceSecretsDir(settings), credentials, 'flowpilot-simulator');
       const flags = { speed: 1, seed: 1, faults: true, backfillMs: options.backfill ? DEMO_BACKFILL_MS : 0, play };
       await services.run('simulator', () => runSimulator(settings, pilot, login, flags, log));
     }
@@ -157,23 +159,46 @@ async function broker(options: BrokerOptions): Promise<void> {
     const influx = !options.ingest ? null : (await services.run('influxdb', () => connectInflux(settings, log))).influx;
     const store = await services.run('store', () => openStore(settings), (s) => s.close());
     const credentials = openCredentials(settings);
-    // The api and the simulator on this host find their logins in the data dir.
-    await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-api');
-    await ensureServiceLogin(settings.dataDir, credentials, 'flowpilot-simulator');
-    const metrics = createMetricsRegistry();
-    if (influx) await services.run('ingest', () => runIngest(store, influx, log, metrics));
-    await services.run('broker', () => runBroker(settings, pilot, store, credentials, log, metrics));
-    await services.run('metrics', () => runMetricsServer(metrics, settings.metricsPort, settings.listenHost, 'FLOWPILOT_METRICS_PORT', log));
+    // The api and the simulator on this host find their logins beside the credentials file
+    // (the data dir, or the file the nodes of a cluster share).
+    await ensureServiceLogin(serviceSecretsDir(settings), credentials, 'flowpilot-api');
+    await ensureServiceLogin(serviceSecretsDir(settings), credentials, 'flowpilot-simulator');
+    const metrics = createMetricsRegistry(settings.cluster?.nodeId);
+    const ingest = influx ? (await services.run('ingest', () => runIngest(store, influx, log, metrics))).ingest : null;
+    const { readinessChecks } = await services.run('broker', () => runBroker(settings, pilot, store, credentials, log, metrics));
+    const checks = { ...(ingest ? pipelineReadiness(store, ingest, settings.readyMaxLagSec * 1000) : {}), ...readinessChecks };
+    await services.run('metrics', () => runMetricsServer(metrics, settings.metricsPort, settings.listenHost, 'FLOWPILOT_METRICS_PORT', log, checks));
   });
 }
 
-async function ingest(): Promise<void> {
-  await serve(loadSettings(), async ({ settings, log, services }) => {
+/** How often `ingest --until-empty` looks whether the store is drained. */
+const DRAIN_CHECK_MS = 1000;
+
+async function ingest(options: IngestOptions): Promise<void> {
+  const env = options.dataDir !== undefined ? { ...process.env, FLOWPILOT_DATA_DIR: options.dataDir } : process.env;
+  const settings = loadSettings(env);
+  // A dead node's dir is drained as it is: a store that is not there is a mistake, not a new empty one.
+  if (options.dataDir !== undefined && !existsSync(storePath(settings))) {
+    throw usageError(`--data-dir ${options.dataDir}: no durable store there (${storePath(settings)}); give the data dir of the broker node to drain`);
+  }
+  await serve(settings, async ({ log, services }) => {
     const { influx } = await services.run('influxdb', () => connectInflux(settings, log));
     const store = await services.run('store', () => openStore(settings), (s) => s.close());
-    const metrics = createMetricsRegistry();
+    const metrics = createMetricsRegistry(settings.cluster?.nodeId);
     await services.run('ingest', () => runIngest(store, influx, log, metrics));
     await services.run('metrics', () => runMetricsServer(metrics, settings.ingestMetricsPort, settings.listenHost, 'FLOWPILOT_INGEST_METRICS_PORT', log));
+    if (options.untilEmpty) {
+      // The checkpoint advances only after InfluxDB confirmed a batch (SPEC section 6): an empty store is a drained one.
+      await new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          if (store.depth().records > 0) return;
+          clearInterval(timer);
+          resolve();
+        }, DRAIN_CHECK_MS);
+      });
+      log.info({ dataDir: settings.dataDir }, 'the durable store is drained: every accepted reading is in InfluxDB');
+      await services.stopAll();
+    }
   });
 }
 

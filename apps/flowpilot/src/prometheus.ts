@@ -10,8 +10,11 @@ import type { DurableStore } from '@flowpilot/store';
  * `stats()` and know nothing of Prometheus; the gauges and counters here read those at scrape
  * time, so the hot path pays nothing. Only the InfluxDB write latency is observed per batch.
  */
-export function createMetricsRegistry(): Registry {
+export function createMetricsRegistry(nodeId?: string): Registry {
   const registry = new Registry();
+  // A node of a broker cluster (SPEC section 11) labels every series with its id, so one
+  // Prometheus scraping every node tells them apart.
+  if (nodeId !== undefined) registry.setDefaultLabels({ node: nodeId });
   collectDefaultMetrics({ register: registry, prefix: 'flowpilot_process_' });
   return registry;
 }
@@ -145,11 +148,32 @@ export function registerIngestMetrics(registry: Registry, ingest: Ingest): void 
   });
 }
 
-/** `/metrics` on its own port, for the standalone broker and ingest (the api serves it on its own port). */
-export function serveMetrics(registry: Registry, port: number, host: string): Promise<Server> {
+export type ReadinessChecks = Record<string, () => { ok: boolean; reason?: string }>;
+
+/**
+ * `/metrics` on its own port, for the standalone broker and ingest (the api serves it on its own
+ * port), with `/healthz` and `/readyz` (200 or 503, the api's shape) over the checks given: a
+ * load balancer's health check of a broker node asks it (deploy/cluster/haproxy.cfg).
+ */
+export function serveMetrics(registry: Registry, port: number, host: string, readinessChecks: ReadinessChecks = {}): Promise<Server> {
   const server = createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end('see /metrics\n');
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}\n');
+      return;
+    }
+    if (path === '/readyz') {
+      // `?checks=redis,store` asks only those (a load balancer's check: a node whose InfluxDB is
+      // down still accepts readings into its store, so it must not leave the pool for that).
+      const only = new URL(req.url ?? '/', 'http://x').searchParams.get('checks')?.split(',');
+      const chosen = Object.entries(readinessChecks).filter(([name]) => only === undefined || only.includes(name));
+      const checks = Object.fromEntries(chosen.map(([name, check]) => [name, check()]));
+      const ok = Object.values(checks).every((check) => check.ok);
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: ok ? 'ok' : 'degraded', checks })}\n`);
+      return;
+    }
+    if (path !== '/metrics') {
+      res.writeHead(404).end('see /metrics, /healthz or /readyz\n');
       return;
     }
     registry.metrics().then(

@@ -1,9 +1,17 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { createApi, createMqttLiveFeed, createNotifier, openApiTokenStore, type DeadLetterAccess } from '@flowpilot/api';
-import { createBroker, openCredentialsStore, openSessionPersistence, type CredentialsStore, type FlowPilotBroker } from '@flowpilot/broker';
+import {
+  createBroker,
+  openClusterBackend,
+  openCredentialsStore,
+  openSessionPersistence,
+  redactRedisUrl,
+  type CredentialsStore,
+  type FlowPilotBroker,
+} from '@flowpilot/broker';
 import { createInfluxClient, ensureInfluxdInstalled, startLocalInflux, type InfluxClient } from '@flowpilot/influx';
 import { createIngest, type Ingest } from '@flowpilot/ingest';
 import type { Registry } from 'prom-client';
@@ -13,7 +21,7 @@ import type { ConditionSpec } from '@flowpilot/simulator';
 import { ensurePrivateDir, openDurableStore, type DurableStore } from '@flowpilot/store';
 import { clientCertificatePaths } from './certificates.ts';
 import { replayDeadLetters } from './replay-dead-letters.ts';
-import { ingestMetricsEvents, registerBrokerMetrics, registerIngestMetrics, registerNotifierMetrics, registerStoreMetrics, serveMetrics } from './prometheus.ts';
+import { ingestMetricsEvents, registerBrokerMetrics, registerIngestMetrics, registerNotifierMetrics, registerStoreMetrics, serveMetrics, type ReadinessChecks } from './prometheus.ts';
 import type { Stoppable } from './service-set.ts';
 import type { MqttLogin } from './service-logins.ts';
 import type { Settings } from './settings.ts';
@@ -47,7 +55,16 @@ export function storePath(settings: Settings): string {
 }
 
 export function openCredentials(settings: Settings): CredentialsStore {
-  return openCredentialsStore(join(settings.dataDir, 'credentials.json'));
+  return openCredentialsStore(settings.credentialsFile);
+}
+
+/**
+ * Where the services' own MQTT secrets live (service-logins.ts): beside the credentials file,
+ * so the nodes of a cluster sharing one credentials file share these too, and one node does
+ * not replace the `flowpilot-api` login another node's API uses. The data dir by default.
+ */
+export function serviceSecretsDir(settings: Settings): string {
+  return dirname(settings.credentialsFile);
 }
 
 export function openStore(settings: Settings): DurableStore {
@@ -88,7 +105,22 @@ export async function runBroker(
   credentials: CredentialsStore,
   log: Logger,
   metrics: Registry,
-): Promise<Stoppable & { url: string; broker: FlowPilotBroker }> {
+): Promise<Stoppable & { url: string; broker: FlowPilotBroker; readinessChecks: Record<string, () => { ok: boolean; reason?: string }> }> {
+  // A node of a cluster (SPEC section 11) shares sessions, retained status, wills and forwarding
+  // through Redis; its durable store, and so its PUBACKs (SPEC section 6), stay its own.
+  let lastRedisErrorLogMs = 0;
+  const cluster = settings.cluster
+    ? openClusterBackend({
+        ...settings.cluster,
+        onRedisError(error) {
+          // One line a minute: ioredis retries every few hundred ms while Redis is away.
+          if (Date.now() - lastRedisErrorLogMs < 60_000) return;
+          lastRedisErrorLogMs = Date.now();
+          log.error({ err: error.message }, 'Redis (FLOWPILOT_CLUSTER_REDIS_URL) is unreachable: this node keeps accepting readings into its own store, but sessions, retained status and forwarding to the other nodes wait for it');
+        },
+      })
+    : null;
+  if (settings.cluster) log.info({ node: settings.cluster.nodeId, redis: redactRedisUrl(settings.cluster.redisUrl) }, 'broker node of a cluster');
   const broker = await createBroker({
     registry: createMeterRegistry(pilot),
     credentials,
@@ -98,7 +130,7 @@ export async function runBroker(
     maxPayloadBytes: settings.maxPayloadBytes,
     retentionMs: settings.retentionMs,
     limits: settings.brokerLimits,
-    persistence: openSessionPersistence(join(settings.dataDir, 'broker-sessions')),
+    ...(cluster ? { cluster } : { persistence: openSessionPersistence(join(settings.dataDir, 'broker-sessions')) }),
   });
   registerBrokerMetrics(metrics, broker);
   registerStoreMetrics(metrics, store);
@@ -123,7 +155,7 @@ export async function runBroker(
   }
   const url = urls.join(', ');
   log.info({ url }, 'MQTT broker listening');
-  return { url, broker, stop: () => broker.close() };
+  return { url, broker, readinessChecks: cluster ? { redis: () => cluster.readiness() } : {}, stop: () => broker.close() };
 }
 
 /** A certificate or key file named by a setting, with an error that names the setting. */
@@ -143,10 +175,10 @@ export function runIngest(store: DurableStore, influx: InfluxClient, log: Logger
 }
 
 /** Prometheus /metrics on its own port (`setting` names it): a standalone broker's or ingest's. */
-export async function runMetricsServer(metrics: Registry, port: number, host: string, setting: string, log: Logger): Promise<Stoppable> {
+export async function runMetricsServer(metrics: Registry, port: number, host: string, setting: string, log: Logger, readinessChecks: ReadinessChecks = {}): Promise<Stoppable> {
   let server: Awaited<ReturnType<typeof serveMetrics>>;
   try {
-    server = await serveMetrics(metrics, port, host);
+    server = await serveMetrics(metrics, port, host, readinessChecks);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'EADDRINUSE' && code !== 'EACCES') throw error;

@@ -59,4 +59,27 @@ describe('security settings (SPEC section 8)', () => {
     expect(settings.storeMeterShare).toBe(0.5);
     expect(() => loadSettings({ FLOWPILOT_STORE_METER_SHARE: '2', FLOWPILOT_MQTT_PUBLISH_RATE: '-1' }, '/x')).toThrow(/2 settings are invalid:[\s\S]*FLOWPILOT_MQTT_PUBLISH_RATE[\s\S]*FLOWPILOT_STORE_METER_SHARE|2 settings are invalid:[\s\S]*FLOWPILOT_STORE_METER_SHARE[\s\S]*FLOWPILOT_MQTT_PUBLISH_RATE/);
   });
+
+  describe('a broker cluster (SPEC section 11)', () => {
+    it('is off unless FLOWPILOT_CLUSTER_REDIS_URL is set; the credentials file defaults to the data dir', () => {
+      expect(loadSettings({ FLOWPILOT_NODE_ID: 'n1' }, '/x')).toMatchObject({ cluster: null, credentialsFile: '/x/.flowpilot/credentials.json' });
+    });
+
+    it('takes the Redis URL and the node id, and a shared credentials file', () => {
+      const settings = loadSettings({ FLOWPILOT_CLUSTER_REDIS_URL: 'redis://redis:6379/2', FLOWPILOT_NODE_ID: 'node-1.a_B', FLOWPILOT_CREDENTIALS_FILE: 'shared/credentials.json' }, '/x');
+      expect(settings).toMatchObject({ cluster: { redisUrl: 'redis://redis:6379/2', nodeId: 'node-1.a_B' }, credentialsFile: '/x/shared/credentials.json' });
+    });
+
+    it('needs a node id with the Redis URL, naming FLOWPILOT_NODE_ID', () => {
+      expect(() => loadSettings({ FLOWPILOT_CLUSTER_REDIS_URL: 'redis://redis:6379' }, '/x')).toThrow(/FLOWPILOT_NODE_ID is missing/);
+    });
+
+    it('refuses a node id outside [A-Za-z0-9_.-]{1,64} and a URL that is not redis://, at once', () => {
+      const attempt = () => loadSettings({ FLOWPILOT_CLUSTER_REDIS_URL: 'http://user:secret@redis:6379', FLOWPILOT_NODE_ID: 'a:b' }, '/x');
+      expect(attempt).toThrow(/2 settings are invalid:\n {2}- FLOWPILOT_CLUSTER_REDIS_URL=.*expected a Redis URL.*\n {2}- FLOWPILOT_NODE_ID="a:b"/);
+      expect(attempt).not.toThrow(/secret/);
+      expect(() => loadSettings({ FLOWPILOT_CLUSTER_REDIS_URL: 'redis://r', FLOWPILOT_NODE_ID: 'x'.repeat(65) }, '/x')).toThrow(/FLOWPILOT_NODE_ID=.*expected 1 to 64/);
+      expect(loadSettings({ FLOWPILOT_CLUSTER_REDIS_URL: 'rediss://r:6380', FLOWPILOT_NODE_ID: 'x'.repeat(64) }, '/x').cluster?.nodeId).toHaveLength(64);
+    });
+  });
 });

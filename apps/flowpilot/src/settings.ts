@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
-import { DEFAULT_BROKER_LIMITS, DEFAULT_BROKER_OPTIONS, type BrokerLimits } from '@flowpilot/broker';
+import { DEFAULT_BROKER_LIMITS, DEFAULT_BROKER_OPTIONS, NODE_ID_PATTERN, type BrokerLimits } from '@flowpilot/broker';
 import { FlowPilotError } from '@flowpilot/schema';
 
 /** Settings from the environment (SPEC section 7), validated once and frozen (STYLE habit 3). */
@@ -48,6 +48,14 @@ export interface Settings {
   ingestMetricsPort: number;
   /** /readyz turns degraded when the oldest reading waiting for InfluxDB is older than this. */
   readyMaxLagSec: number;
+  /**
+   * The logins file (FLOWPILOT_CREDENTIALS_FILE, default `<dataDir>/credentials.json`). The
+   * nodes of a cluster point it at one shared file, so every node accepts the same logins; the
+   * services' own secrets (service-logins.json) sit beside it.
+   */
+  credentialsFile: string;
+  /** A broker cluster (SPEC section 11): Redis, and this node's id; null for a single broker. */
+  cluster: { redisUrl: string; nodeId: string } | null;
 }
 
 export const DEFAULT_SETTINGS = {
@@ -145,9 +153,10 @@ export function loadSettings(env: Env = process.env, cwd = process.cwd()): Reado
   if (plainMqttOff && !mqttPair) problems.push('FLOWPILOT_MQTT_PORT=off leaves no MQTT listener: set FLOWPILOT_MQTT_TLS_CERT and FLOWPILOT_MQTT_TLS_KEY for the mqtts listener');
   const listenHost = text('FLOWPILOT_LISTEN_HOST') ?? DEFAULT_SETTINGS.listenHost;
   const limit = (name: string, key: keyof BrokerLimits, scale = 1) => positive(name, DEFAULT_BROKER_LIMITS[key] / scale) * scale;
+  const dataDir = absolute(text('FLOWPILOT_DATA_DIR') ?? DEFAULT_SETTINGS.dataDir);
   const settings: Settings = {
     pilotFile: absolute(text('FLOWPILOT_PILOT') ?? DEFAULT_SETTINGS.pilotFile),
-    dataDir: absolute(text('FLOWPILOT_DATA_DIR') ?? DEFAULT_SETTINGS.dataDir),
+    dataDir,
     listenHost,
     mqttHost: text('FLOWPILOT_MQTT_HOST') ?? listenHost,
     httpHost: text('FLOWPILOT_HTTP_HOST') ?? listenHost,
@@ -185,6 +194,8 @@ export function loadSettings(env: Env = process.env, cwd = process.cwd()): Reado
     metricsPort: port('FLOWPILOT_METRICS_PORT', DEFAULT_SETTINGS.metricsPort),
     ingestMetricsPort: port('FLOWPILOT_INGEST_METRICS_PORT', DEFAULT_SETTINGS.ingestMetricsPort),
     readyMaxLagSec: positive('FLOWPILOT_READY_MAX_LAG_SEC', DEFAULT_SETTINGS.readyMaxLagSec),
+    credentialsFile: absolute(text('FLOWPILOT_CREDENTIALS_FILE') ?? resolve(dataDir, 'credentials.json')),
+    cluster: clusterSettings(text('FLOWPILOT_CLUSTER_REDIS_URL'), text('FLOWPILOT_NODE_ID'), problems),
   };
   const optional = {
     influxUsername: text('FLOWPILOT_INFLUX_USER'),
@@ -201,4 +212,26 @@ export function loadSettings(env: Env = process.env, cwd = process.cwd()): Reado
     throw new FlowPilotError('ERR_CONFIG', `${problems.length} setting${problems.length === 1 ? ' is' : 's are'} invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
   }
   return Object.freeze(settings);
+}
+
+/** FLOWPILOT_CLUSTER_REDIS_URL and FLOWPILOT_NODE_ID: both, or no cluster (a node id alone is harmless). */
+function clusterSettings(redisUrl: string | undefined, nodeId: string | undefined, problems: string[]): Settings['cluster'] {
+  if (redisUrl === undefined) return null;
+  let valid = true;
+  try {
+    const url = new URL(redisUrl);
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('not redis');
+  } catch {
+    problems.push(`FLOWPILOT_CLUSTER_REDIS_URL="${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}": expected a Redis URL such as redis://redis:6379 or redis://redis:6379/1`);
+    valid = false;
+  }
+  if (nodeId === undefined) {
+    problems.push('FLOWPILOT_NODE_ID is missing: each broker node of a cluster (FLOWPILOT_CLUSTER_REDIS_URL is set) needs its own name, such as FLOWPILOT_NODE_ID=node-1');
+    return null;
+  }
+  if (!NODE_ID_PATTERN.test(nodeId)) {
+    problems.push(`FLOWPILOT_NODE_ID="${nodeId}": expected 1 to 64 letters, digits, '_', '.' or '-' (no ':')`);
+    return null;
+  }
+  return valid ? { redisUrl, nodeId } : null;
 }

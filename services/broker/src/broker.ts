@@ -11,6 +11,7 @@ import type { CredentialsStore, Login } from './credentials.ts';
 import { guardPacketSizes, type PacketSizeViolation } from './packet-size-guard.ts';
 import { createKeyedRateLimiter, createLoginThrottle, TokenBucket } from './rate-limits.ts';
 import type { SessionPersistence } from './session-persistence.ts';
+import type { ClusterBackend } from './cluster.ts';
 
 /**
  * The FlowPilot broker: Aedes with device authentication, the topic ACL and the delivery
@@ -77,6 +78,11 @@ export interface BrokerOptions {
   persistence?: SessionPersistence;
   /** Aedes's heartbeat; leftover wills of a dead broker are published after 4 of them. */
   heartbeatIntervalMs?: number;
+  /**
+   * A node of a cluster (cluster.ts, SPEC section 11): Aedes's id is the node id and its mq and
+   * persistence are Redis's; `persistence` above is ignored.
+   */
+  cluster?: ClusterBackend;
 }
 
 export const DEFAULT_BROKER_OPTIONS = {
@@ -337,7 +343,11 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
     // Service clients are `{login}:{meterId}` (access-policy.ts), longer than MQTT 3.1.0's 23 characters.
     maxClientsIdLength: 128,
     connectTimeout: limits.connectTimeoutMs,
-    ...(settings.persistence ? { persistence: settings.persistence } : {}),
+    ...(settings.cluster
+      ? { id: settings.cluster.nodeId, mq: settings.cluster.mq, persistence: settings.cluster.persistence }
+      : settings.persistence
+        ? { persistence: settings.persistence }
+        : {}),
     ...(settings.heartbeatIntervalMs ? { heartbeatInterval: settings.heartbeatIntervalMs } : {}),
 
     preConnect(client, packet, callback) {
@@ -397,6 +407,8 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
   aedes.on('connectionError', (client, error) => log.debug({ clientId: client.id, err: error.message }, 'connection error'));
   aedes.on('client', () => (stats.connectedClients = aedes.connectedClients));
   aedes.on('clientDisconnect', () => (stats.connectedClients = aedes.connectedClients));
+  const sessionPersistence = settings.cluster?.persistence ?? settings.persistence;
+  if (settings.cluster) await publishOwnLeftoverWills(aedes, settings.cluster, guardedAuthorize, log);
 
   /** The connection limits, before any byte is read: false closes the socket at once. */
   function admitConnection(socket: Socket): boolean {
@@ -465,7 +477,46 @@ export async function createBroker(options: Partial<BrokerOptions> & Pick<Broker
     async close() {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
-      await settings.persistence?.destroy();
+      await sessionPersistence?.destroy();
+      await settings.cluster?.close();
     },
   };
+}
+
+interface LeftoverWill extends PublishToAuthorize {
+  clientId: string;
+  brokerId: string;
+}
+
+/**
+ * The wills this node left in Redis before it restarted. Aedes publishes the wills of a broker
+ * id only when that id stops sending heartbeats; a node restarting under the same id
+ * (FLOWPILOT_NODE_ID) is alive again at once, so nobody would ever publish the wills of the
+ * clients its earlier run lost. They are published here, before the node listens (so no
+ * client of this run has a will yet), through the same hook as any will (SPEC section 6).
+ */
+async function publishOwnLeftoverWills(
+  aedes: Aedes,
+  { nodeId, persistence: shared }: ClusterBackend,
+  authorize: (client: Client | null, packet: PublishToAuthorize, callback: (error?: Error | null) => void) => void,
+  log: Logger,
+): Promise<void> {
+  const persistence = shared as unknown as {
+    streamWill(brokers: Record<string, number>): AsyncIterable<LeftoverWill>;
+    delWill(client: { id: string; brokerId: string }): Promise<unknown>;
+  };
+  let published = 0;
+  try {
+    for await (const will of persistence.streamWill({})) {
+      if (will.brokerId !== nodeId) continue;
+      await new Promise<void>((resolve, reject) => authorize(null, will, (error) => (error ? reject(error) : resolve())));
+      await new Promise<void>((resolve, reject) => aedes.publish(will as unknown as Parameters<Aedes['publish']>[0], (error?: Error) => (error ? reject(error) : resolve())));
+      await persistence.delWill({ id: will.clientId, brokerId: will.brokerId });
+      published += 1;
+    }
+  } catch (error) {
+    log.error({ err: error }, 'could not publish the last wills this node left before its restart; they stay in Redis and are tried again at the next start');
+    return;
+  }
+  if (published > 0) log.info({ wills: published }, 'published the last wills of the clients this node lost when it stopped');
 }

@@ -3,3 +3,4 @@ export * from './admission.ts';
 export * from './credentials.ts';
 export * from './access-policy.ts';
 export * from './session-persistence.ts';
+export * from './cluster.ts';

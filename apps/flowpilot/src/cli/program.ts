@@ -26,6 +26,12 @@ export interface StartOptions {
 export interface BrokerOptions {
   ingest: boolean;
 }
+export interface IngestOptions {
+  /** The data dir whose durable store to drain (a dead cluster node's, SPEC section 11); FLOWPILOT_DATA_DIR otherwise. */
+  dataDir?: string;
+  /** Stop once the store holds nothing more for InfluxDB. */
+  untilEmpty?: boolean;
+}
 export interface SimulateOptions {
   speed: number;
   seed: number;
@@ -100,7 +106,7 @@ type Done = Promise<void> | void;
 export interface CommandActions {
   start(options: StartOptions): Done;
   broker(options: BrokerOptions): Done;
-  ingest(): Done;
+  ingest(options: IngestOptions): Done;
   api(): Done;
   simulate(options: SimulateOptions): Done;
   credentialsAdd(id: string, options: CredentialsAddOptions): Done;
@@ -188,9 +194,14 @@ function addServiceCommands(program: Command, actions: CommandActions): void {
   const ingest = program
     .command('ingest')
     .summary('the ingest alone (durable store → InfluxDB)')
-    .description('The ingest alone: the durable store in FLOWPILOT_DATA_DIR → InfluxDB, beside `flowpilot broker --no-ingest`.')
-    .action(() => actions.ingest());
-  example(ingest, 'FLOWPILOT_INFLUX_URL=http://influx:8086 flowpilot ingest');
+    .description(
+      'The ingest alone: the durable store in FLOWPILOT_DATA_DIR (or --data-dir) → InfluxDB, beside `flowpilot broker --no-ingest`, ' +
+        'or on any host to drain the store of a broker node that died for good.',
+    )
+    .option('--data-dir <dir>', 'the data dir whose durable store to read (a dead node\'s); default FLOWPILOT_DATA_DIR')
+    .option('--until-empty', 'exit (0) once every reading of the store is in InfluxDB')
+    .action((options: IngestOptions) => actions.ingest(options));
+  example(ingest, 'FLOWPILOT_INFLUX_URL=http://influx:8086 flowpilot ingest', 'FLOWPILOT_INFLUX_URL=http://influx:8086 flowpilot ingest --data-dir /mnt/node-2 --until-empty');
 
   const api = program
     .command('api')

@@ -30,7 +30,7 @@ import { buildRows, formatMarkdown, formatTable, type BenchResults } from './rep
  * FlowPilot as separate processes like production. Prints the table and writes
  * bench-results/latest.json (and latest.md, the table for docs/BENCHMARKS.md).
  *
- *   npx tsx bench/run.ts                    everything (about 9 minutes on 2 cores)
+ *   npx tsx bench/run.ts                    everything (about 12 minutes on 2 cores, with the gateway and cluster sections)
  *   npx tsx bench/run.ts --only api         one or more sections: ceilings, backfill, single, latency, memory, api, gateway, cluster
  *
  * Durations and sizes come from BENCH_* variables (docs/BENCHMARKS.md lists them) so a quick

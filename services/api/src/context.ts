@@ -32,8 +32,8 @@ export interface ApiContext {
   windows: WindowPolicy;
   /** SPEC section 4 metrics over stored readings. */
   metrics: MetricsService;
-  /** The same metrics typed for @flowpilot/report, computed from InfluxDB without the reading cache: the PDF route's source. */
-  metricsSource: MetricsSource;
+  /** A new source of the same metrics typed for @flowpilot/report for each report: it reads InfluxDB at the report's time, never the API's reading cache (the PDF route's source). */
+  reportMetricsSource(): MetricsSource;
   /** For /readyz's ping. */
   influx: InfluxClient;
   tokens: TokenVerifier | undefined;

@@ -188,7 +188,7 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, context)
       const lang = request.query.lang ?? 'en';
       const pdf = await createPilotReportPdf({
         pilot: { ...pilot.pilot, meters: pilot.meters },
-        metrics: context.metricsSource,
+        metrics: context.reportMetricsSource(),
         fromMs: window.fromMs,
         toMs: window.toMs,
         lang,

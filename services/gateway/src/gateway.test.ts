@@ -226,6 +226,17 @@ describe('failures: retried within the interval, then skipped and counted, seq a
     expect(world.gateway.stats().devices[0]!.failures.decode).toBe(1);
   });
 
+  it('skips values outside the plausibility bounds of SPEC section 1 as decode failures (a faulty meter)', async () => {
+    const world = await startWorld(configOf(tcpDevice('M1', '192.0.2.10', 'retries: 0')));
+    const device = world.config.devices[0]!;
+    setValues(world.modbus, device, { flow: 5, total: 10 });
+    // A float32 of 1e30 m³/h in the flow register: above the 10⁶ m³/h bound.
+    world.modbus.setWords(endpointOf(device), 1, 'input', 0, [0x7149, 0xf2ca]);
+    await advanceTo('2026-11-25T10:01:30.000Z');
+    expect(readingsOf(world.mqtt, 'M1')).toEqual([]);
+    expect(world.gateway.stats().devices[0]!.failures.decode).toBe(1);
+  });
+
   it('stops retrying when an attempt could not end before the next boundary', async () => {
     // intervalSec 10, timeoutMs 3000: an attempt of three requests may take 9 s, so after the
     // first attempt times out at 3 s, a second could not end before the next poll is due.

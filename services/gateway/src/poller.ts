@@ -1,3 +1,4 @@
+import { findImplausible } from '@flowpilot/schema';
 import type { DeviceConfig } from './config.ts';
 import { classifyModbusError, endpointKey, endpointOf, ModbusReadError, type DeviceFailureKind, type FailureKind, type GatewayFailureKind, type ModbusClientFactory, type ModbusLink } from './modbus-link.ts';
 import { decodeReading, planReads, type DecodedReading, type ReadRequest, type RegisterBlock } from './registers.ts';
@@ -61,13 +62,28 @@ const EARLY_TOLERANCE_MS = 50;
 /** setTimeout's longest delay; a longer wait is taken in steps. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
-/** Every reading's numbers must be finite: JSON has no NaN (it would become null, a made-up value). */
-function assertFinite(decoded: DecodedReading): void {
+/**
+ * Every reading's numbers must be finite — JSON has no NaN (it would become null, a made-up
+ * value) — and within SPEC section 1's plausibility bounds: a faulty meter's 3.4e38 (a float
+ * register of all ones) is a failed poll counted here as `decode`, not a reading the broker
+ * would refuse as ERR_OUT_OF_RANGE after it had taken a seq and a place in the outbox.
+ */
+function assertPublishable(decoded: DecodedReading): void {
   const fields = ['flowM3h', 'totalM3', 'totalReverseM3', 'velocityMps', 'pressureBar', 'temperatureC', 'batteryPct'] as const;
   for (const field of fields) {
     const value = decoded[field];
     if (value !== undefined && !Number.isFinite(value)) throw new ModbusReadError('decode', `${field} decoded to ${value}`);
   }
+  const implausible = findImplausible({
+    flow: decoded.flowM3h,
+    total: decoded.totalM3,
+    totalReverse: decoded.totalReverseM3,
+    velocity: decoded.velocityMps,
+    pressure: decoded.pressureBar,
+    temperature: decoded.temperatureC,
+    battery: decoded.batteryPct,
+  });
+  if (implausible !== null) throw new ModbusReadError('decode', implausible);
 }
 
 /** One attempt: every block of the plan, each bounded by the device's timeout, then decoded. */
@@ -82,7 +98,7 @@ async function attempt(link: ModbusLink, device: DeviceConfig, plan: readonly Re
     blocks.push({ ...request, words });
   }
   const decoded = decodeReading(device.registers, blocks);
-  assertFinite(decoded);
+  assertPublishable(decoded);
   return { decoded, blocks };
 }
 

@@ -79,25 +79,29 @@ export function windowText(policy: WindowPolicy, kind: WindowKind): string {
   return `The window is at most ${policy.maxWindowDays} days; ${defaults}${clampToNow ? '; a `to` later than now is clamped to now (`clamped: true`)' : ''}.`;
 }
 
+/** An optional `from` or `to` query parameter in the window grammar (a bare date is local to `timezone`), parsed to epoch ms. */
+export function windowTimeSchema(timezone: string, description: string) {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      const ms = parseWindowTime(text, timezone);
+      if (ms === null) {
+        ctx.addIssue({ code: 'custom', message: `must be ${WINDOW_TIME_HINT}; got "${text}"` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .optional()
+    .describe(description);
+}
+
 /**
  * The querystring schema of a route with a window: `from` and `to` in the window grammar plus
  * the route's own parameters, resolved into `window` (or a 400 naming what to change).
  */
 export function windowQuerySchema<Shape extends z.ZodRawShape = Record<never, never>>(policy: WindowPolicy, kind: WindowKind, extra?: Shape) {
   const { defaultDays, clampToNow } = WINDOW_KINDS[kind];
-  const time = (description: string) =>
-    z
-      .string()
-      .transform((text, ctx) => {
-        const ms = parseWindowTime(text, policy.timezone);
-        if (ms === null) {
-          ctx.addIssue({ code: 'custom', message: `must be ${WINDOW_TIME_HINT}; got "${text}"` });
-          return z.NEVER;
-        }
-        return ms;
-      })
-      .optional()
-      .describe(description);
+  const time = (description: string) => windowTimeSchema(policy.timezone, description);
   const shape = {
     from: time(`Start of the window, inclusive: ${WINDOW_TIME_HINT}. Default: ${defaultDays === 1 ? '24 hours' : `${defaultDays} days`} before \`to\`.`),
     to: time(`End of the window, exclusive: ${WINDOW_TIME_HINT}. Default: now.${clampToNow ? ' A later time is clamped to now.' : ''}`),

@@ -1,4 +1,4 @@
-import { ALARMS, FlowPilotError, type AlarmName } from '@flowpilot/schema';
+import { ALARMS, FlowPilotError, type AlarmName, type Reading } from '@flowpilot/schema';
 
 /**
  * Modbus registers → a reading (SPEC section 10), as pure functions: which registers to read
@@ -54,18 +54,11 @@ export interface RegisterBlock extends ReadRequest {
   words: readonly number[];
 }
 
-export interface DecodedReading {
-  flowM3h: number;
-  totalM3: number;
-  totalReverseM3?: number;
-  velocityMps?: number;
-  pressureBar?: number;
-  temperatureC?: number;
-  batteryPct?: number;
-  alarms: AlarmName[];
+/** The measured quantities of a SPEC section 1 reading (packages/schema's Reading, without what the gateway adds), decoded from registers. */
+export type DecodedReading = Pick<Reading, 'flowM3h' | 'totalM3' | 'totalReverseM3' | 'velocityMps' | 'pressureBar' | 'temperatureC' | 'batteryPct' | 'alarms'> & {
   /** raw words of each quantity, for probe */
   raw: Partial<Record<ReadingQuantity, number[]>>;
-}
+};
 
 /** The spec's defaults, merged once under what a profile or a device gives (STYLE habit 4). */
 export const DEFAULT_REGISTER_SPEC = { wordOrder: 'big', scale: 1, offset: 0 } as const satisfies Partial<RegisterSpec>;

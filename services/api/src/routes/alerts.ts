@@ -1,4 +1,4 @@
-import { parseWindowTime, WINDOW_TIME_HINT } from '@flowpilot/metrics';
+import { WINDOW_TIME_HINT } from '@flowpilot/metrics';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -6,6 +6,7 @@ import { ALERT_RULES } from '../alerts/types.ts';
 import { validationError } from '../api-errors.ts';
 import { errorResponseSchema } from '../api-schemas.ts';
 import type { ApiContext } from '../context.ts';
+import { windowTimeSchema } from '../window.ts';
 
 export const DEFAULT_ALERTS_LIMIT = 500;
 export const MAX_ALERTS_LIMIT = 10_000;
@@ -35,19 +36,7 @@ export const alertsResponseSchema = z.object({
 
 /** `GET /api/v1/alerts?state&from&to` (SPEC sections 5 and 9): active and past alerts, newest first. */
 export const alertRoutes: FastifyPluginAsync<ApiContext> = async (app, { alerts, alertsOff, pilot }) => {
-  const time = (description: string) =>
-    z
-      .string()
-      .transform((text, ctx) => {
-        const ms = parseWindowTime(text, pilot.pilot.timezone);
-        if (ms === null) {
-          ctx.addIssue({ code: 'custom', message: `must be ${WINDOW_TIME_HINT}; got "${text}"` });
-          return z.NEVER;
-        }
-        return ms;
-      })
-      .optional()
-      .describe(description);
+  const time = (description: string) => windowTimeSchema(pilot.pilot.timezone, description);
 
   const thresholds = pilot.alerts;
   app.withTypeProvider<ZodTypeProvider>().get(
